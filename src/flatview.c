@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Flat view objects: an immutable sorted array of disjoint ranges plus the
+ * root it was rendered from, reference counted, and address lookup.
+ *
+ * A view holds one reference on its root and one on the region of each of
+ * its ranges, so everything a listener is shown stays valid for as long as
+ * the view it came from.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
+                     size_t nr, ms_flatview **out)
+{
+    ms_flatview *fv = calloc(1, sizeof(*fv));
+    if (!fv) {
+        return -ENOMEM;
+    }
+    fv->sys = sys;
+    fv->refcnt = 1;
+    fv->root = ms_region_ref(root);
+    fv->ranges = ranges;
+    fv->nr = nr;
+    for (size_t i = 0; i < nr; i++) {
+        ms_region_ref(ranges[i].mr);
+    }
+    *out = fv;
+    return 0;
+}
+
+ms_flatview *ms__flatview_get(ms_flatview *fv)
+{
+    if (fv) {
+        __atomic_add_fetch(&fv->refcnt, 1, __ATOMIC_RELAXED);
+    }
+    return fv;
+}
+
+void ms__flatview_put(ms_flatview *fv)
+{
+    if (!fv || __atomic_sub_fetch(&fv->refcnt, 1, __ATOMIC_ACQ_REL) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < fv->nr; i++) {
+        ms_region_unref(fv->ranges[i].mr);
+    }
+    ms_region_unref(fv->root);
+    free(fv->ranges);
+    free(fv);
+}
+
+const ms__fr *ms__flatview_find(const ms_flatview *fv, uint64_t gpa)
+{
+    size_t lo = 0, hi = fv->nr;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const ms__fr *fr = &fv->ranges[mid];
+        if (gpa < fr->gpa) {
+            hi = mid;
+        } else if (gpa > fr->last) {
+            lo = mid + 1;
+        } else {
+            return fr;
+        }
+    }
+    return NULL;
+}
+
+MS_EXPORT const ms_flatview *ms_flatview_ref(const ms_flatview *fv)
+{
+    return ms__flatview_get((ms_flatview *)fv);
+}
+
+MS_EXPORT void ms_flatview_unref(const ms_flatview *fv)
+{
+    ms__flatview_put((ms_flatview *)fv);
+}
+
+MS_EXPORT size_t ms_flatview_nr_ranges(const ms_flatview *fv)
+{
+    return fv ? fv->nr : 0;
+}
+
+MS_EXPORT int ms_flatview_range(const ms_flatview *fv, size_t i,
+                                struct ms_flat_range *out)
+{
+    if (!fv || !out) {
+        return -EINVAL;
+    }
+    if (i >= fv->nr) {
+        return -ERANGE;
+    }
+    *out = fv->ranges[i];
+    return 0;
+}
+
+MS_EXPORT int ms_flatview_lookup(const ms_flatview *fv, uint64_t gpa,
+                                 struct ms_flat_range *out, size_t *index)
+{
+    if (!fv || !out) {
+        return -EINVAL;
+    }
+    const ms__fr *fr = ms__flatview_find(fv, gpa);
+    if (!fr) {
+        return -ENOENT;
+    }
+    *out = *fr;
+    if (index) {
+        *index = (size_t)(fr - fv->ranges);
+    }
+    return 0;
+}
+
+MS_EXPORT ms_region *ms_flatview_root(const ms_flatview *fv)
+{
+    return fv ? fv->root : NULL;
+}

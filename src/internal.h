@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private definitions shared by the library's source files.
+ *
+ * Object graph (see docs/design.md):
+ *   ms_system owns every region (intrusive list, so ms_system_free() can
+ *   reclaim all of them), every address space (creation-ordered list, the
+ *   order that matters for commits and printing) and the global listener
+ *   list (priority-ordered).
+ *   ms_region: reference counted; a container holds a reference on each
+ *   subregion, an alias on its target, a flat view on each region it shows,
+ *   an address space on its root.
+ *   ms_flatview: immutable once built; reference counted; shared between
+ *   address spaces with the same flat-view root.
+ */
+#ifndef MS_INTERNAL_H
+#define MS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "memspace/as.h"
+#include "memspace/common.h"
+#include "memspace/listener.h"
+#include "memspace/region.h"
+#include "memspace/system.h"
+#include "range.h"
+
+#define MS__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define MS__UNUSED __attribute__((unused))
+
+/* One ioeventfd registration on a region (region-relative address). */
+struct ms__ioeventfd {
+    uint64_t addr;
+    uint64_t size;
+    bool match_data;
+    uint64_t data;
+    int fd;
+};
+
+/* A region-relative coalesced MMIO range. */
+struct ms__coalesced {
+    uint64_t addr;
+    uint64_t size;
+};
+
+struct ms_region {
+    ms_system *sys;
+    unsigned long refcnt; /* atomic: maps from other threads take refs */
+    enum ms_region_kind kind;
+    char *name;
+    char *owner;
+    uint64_t size; /* API convention: UINT64_MAX = 2^64 */
+    uint64_t addr; /* offset in the container */
+    int32_t priority;
+    bool enabled;
+    bool readonly;
+    bool nonvolatile;
+    bool romd_mode;
+    bool terminates;
+    bool ram;      /* direct RAM: RAM, ROM, RAM device */
+    bool has_block; /* has a RAM block: RAM, ROM, ROM device, RAM device */
+    bool dying;    /* being freed by ms_system_free() */
+
+    ms_region *container;
+    ms_region *sub_first; /* subregion list: priority desc, newest first */
+    ms_region *sub_last;
+    ms_region *sib_prev;
+    ms_region *sib_next;
+    size_t nr_subregions;
+
+    ms_region *alias;
+    uint64_t alias_offset;
+    unsigned mapped_via_alias;
+
+    ms_region *sys_prev; /* all regions of the system */
+    ms_region *sys_next;
+
+    const struct ms_region_ops *ops;
+    void *opaque;
+
+    /* RAM block. */
+    void *host;
+    uint64_t block_size; /* bytes usable at host */
+    size_t map_len;      /* bytes to munmap, 0 if not ours */
+    enum ms_ram_backing backing;
+
+    /* Number of address spaces whose root this region is. */
+    unsigned as_root_count;
+
+    /* ioeventfds, sorted by ms__ioeventfd_before(). */
+    struct ms__ioeventfd *ioeventfds;
+    size_t nr_ioeventfds;
+
+    /* Coalesced MMIO ranges, insertion order. */
+    struct ms__coalesced *coalesced;
+    size_t nr_coalesced;
+
+    /* Dirty logging: explicit VGA client counter. */
+    unsigned vga_log_count;
+    uint8_t dirty_log_mask; /* explicit mask (VGA bit only) */
+    /* Per-client dirty bitmaps of the RAM block (lazily allocated). */
+    unsigned long *dirty[3];
+
+    /* Scratch state of graph walks (cycle checks), by generation. */
+    uint64_t walk_gen;
+    /* Flat-view cache of the current render generation. */
+    uint64_t fv_gen;
+    ms_flatview *fv_cache;
+};
+
+/* A flat range (public struct ms_flat_range plus nothing else). */
+typedef struct ms_flat_range ms__fr;
+
+struct ms_flatview {
+    ms_system *sys;
+    unsigned long refcnt; /* atomic */
+    ms_region *root;      /* flat-view root, referenced; NULL: empty */
+    ms__fr *ranges;
+    size_t nr;
+};
+
+/* Listener private state. */
+struct ms__listener_priv {
+    struct ms_listener *l;
+    ms_as *as;
+    struct ms__listener_priv *g_prev, *g_next;   /* global list */
+    struct ms__listener_priv *as_prev, *as_next; /* the AS's list */
+    /* Ranges whose region_add failed (retried later). */
+    ms__fr *failed;
+    size_t nr_failed;
+    size_t cap_failed;
+};
+
+struct ms_as {
+    ms_system *sys;
+    char *name;
+    ms_region *root;
+    ms_flatview *view; /* published */
+    ms_as *prev, *next;
+    struct ms__listener_priv *l_first, *l_last;
+    size_t nr_listeners;
+    struct ms__as_ioeventfd *ioeventfds;
+    size_t nr_ioeventfds;
+    bool destroyed;
+};
+
+/* An ioeventfd translated into address-space coordinates. */
+struct ms__as_ioeventfd {
+    uint64_t gpa;
+    uint64_t size;
+    bool match_data;
+    uint64_t data;
+    int fd;
+};
+
+struct ms_system {
+    ms_log_fn log;
+    void *log_opaque;
+    bool big_endian;
+    uint32_t target_page_size;
+
+    unsigned depth;
+    bool topology_pending;
+    bool ioeventfd_pending;
+    unsigned in_callback; /* > 0 while listener callbacks run */
+
+    ms_region *reg_first, *reg_last;
+    size_t nr_regions;
+
+    ms_as *as_first, *as_last;
+    size_t nr_as;
+
+    struct ms__listener_priv *l_first, *l_last;
+
+    ms_flatview *empty_view;
+    /* Views of the current render generation, one per flat-view root
+     * (referenced); region->fv_cache points into it when fv_gen matches. */
+    ms_flatview **fv_table;
+    size_t fv_nr, fv_cap;
+
+    uint64_t render_gen;
+    uint64_t walk_gen;
+
+    /* Global dirty tracking flags (dirty.h). */
+    unsigned global_dirty;
+    unsigned postponed_stop;
+    bool vm_running;
+
+    /* First listener error of the last commit. */
+    struct ms_error_info last_error;
+    char last_error_region[64];
+    char last_error_callback[32];
+};
+
+/* system.c */
+void ms__log(const ms_system *sys, enum ms_log_level level, const char *fmt,
+             ...) MS__PRINTF(3, 4);
+void ms__txn_begin(ms_system *sys);
+int ms__txn_commit(ms_system *sys);
+static inline bool ms__busy(const ms_system *sys)
+{
+    return sys->in_callback > 0;
+}
+
+/* region.c */
+void ms__region_free_all(ms_system *sys);
+uint64_t ms__region_last(const ms_region *r); /* size must not be 0 */
+const char *ms__region_type(const ms_region *r);
+
+/* render.c */
+int ms__render(ms_system *sys, ms_region *root, ms_flatview **out);
+ms_region *ms__flatview_root_of(ms_region *as_root);
+uint8_t ms__region_log_mask(const ms_region *r);
+
+/* flatview.c */
+int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
+                     size_t nr, ms_flatview **out);
+ms_flatview *ms__flatview_get(ms_flatview *fv);
+void ms__flatview_put(ms_flatview *fv);
+const ms__fr *ms__flatview_find(const ms_flatview *fv, uint64_t gpa);
+
+/* commit.c */
+int ms__commit_outermost(ms_system *sys);
+int ms__as_install_view(ms_as *as);
+void ms__view_table_free(ms_system *sys);
+int ms__call_simple(ms_system *sys, struct ms_listener *l,
+                    int (*fn)(struct ms_listener *), const char *cb);
+int ms__call_section(ms_system *sys, struct ms_listener *l,
+                     int (*fn)(struct ms_listener *,
+                               const struct ms_section *),
+                     const char *cb, const struct ms_section *s);
+int ms__call_log(ms_system *sys, struct ms_listener *l, bool start,
+                 const struct ms_section *s, unsigned old_mask,
+                 unsigned new_mask);
+bool ms__failed_take(struct ms__listener_priv *p, const ms__fr *fr);
+void ms__failed_put(struct ms__listener_priv *p, const ms__fr *fr);
+
+/* listener.c */
+void ms__listeners_detach_all(ms_system *sys);
+void ms__error_clear(ms_system *sys);
+void ms__error_record(ms_system *sys, int err, const struct ms_listener *l,
+                      const char *callback, ms_as *as,
+                      const struct ms_section *s);
+void ms__section_from_fr(struct ms_section *s, const ms__fr *fr,
+                         const ms_flatview *fv, ms_as *as);
+
+/* ioeventfd.c */
+int ms__as_update_ioeventfds(ms_as *as);
+void ms__region_ioeventfds_free(ms_region *r);
+
+/* helpers */
+char *ms__strdup(const char *s);
+
+#endif

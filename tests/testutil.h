@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the test programs (public API only). */
+#ifndef MS_TESTUTIL_H
+#define MS_TESTUTIL_H
+
+#include <memspace/memspace.h>
+#include <stdio.h>
+
+/* Ops whose callbacks return 0 and ignore writes. */
+extern const struct ms_region_ops tu_dummy_ops;
+
+/* Builders that abort the test on failure. */
+ms_region *tu_container(ms_system *sys, const char *name, uint64_t size);
+ms_region *tu_ram(ms_system *sys, const char *name, uint64_t size);
+ms_region *tu_rom(ms_system *sys, const char *name, uint64_t size);
+ms_region *tu_io(ms_system *sys, const char *name, uint64_t size);
+ms_region *tu_alias(ms_system *sys, const char *name, ms_region *target,
+                    uint64_t offset, uint64_t size);
+/* Add and drop the caller's reference (the container keeps one). */
+void tu_add(ms_region *c, uint64_t offset, ms_region *sub, int32_t prio);
+
+/* The flat view of @as in `info mtree -f` range-line form, one per line. */
+char *tu_flat_lines(const ms_as *as);
+
+/* Read a whole file; NULL if it cannot be read. */
+char *tu_read_file(const char *path);
+
+/*
+ * Compare two outputs as sets (@set != 0) or multisets of blocks (a block
+ * ends with an empty line).  "FlatView #N" headers are normalised.  Returns
+ * 1 if equal; else 0 and, if @diag is not NULL, writes the first unmatched
+ * blocks there.
+ */
+int tu_blocks_equal(const char *got, const char *expected, int set,
+                    FILE *diag);
+
+/* Remove " KVM"-style accelerator suffixes from flat range lines. */
+char *tu_strip_accel(const char *text);
+
+/* Log hook that records the last message (for error-message tests). */
+extern char tu_last_log[512];
+extern int tu_log_count;
+void tu_log(void *opaque, enum ms_log_level level, const char *msg);
+
+#endif
