@@ -22,6 +22,9 @@ int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
     fv->sys = sys;
     fv->refcnt = 1;
     fv->root = ms_region_ref(root);
+    if (root) {
+        root->fv_root_views++;
+    }
     fv->ranges = ranges;
     fv->nr = nr;
     for (size_t i = 0; i < nr; i++) {
@@ -46,6 +49,9 @@ void ms__flatview_put(ms_flatview *fv)
     }
     for (size_t i = 0; i < fv->nr; i++) {
         ms_region_unref(fv->ranges[i].mr);
+    }
+    if (fv->root) {
+        fv->root->fv_root_views--;
     }
     ms_region_unref(fv->root);
     free(fv->ranges);

@@ -90,6 +90,8 @@ struct ms_region {
 
     /* Number of address spaces whose root this region is. */
     unsigned as_root_count;
+    /* Number of live flat views rendered from this region. */
+    unsigned fv_root_views;
 
     /* ioeventfds, sorted by ms__ioeventfd_before(). */
     struct ms__ioeventfd *ioeventfds;

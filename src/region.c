@@ -429,6 +429,17 @@ static int reaches(ms_system *sys, ms_region *from, ms_region *target)
     return found;
 }
 
+/*
+ * The root of a view is placed at its own offset, whatever its container
+ * (docs/model.md 2.2, top-level call), so moving a flat-view root changes
+ * that view even when the container is disabled or absent.  QEMU leaves
+ * the view stale then; memspace re-renders.
+ */
+static bool offset_is_visible(const ms_region *r)
+{
+    return r->enabled && r->fv_root_views > 0;
+}
+
 static void do_add(ms_region *c, uint64_t offset, ms_region *sub,
                    int32_t priority)
 {
@@ -439,7 +450,7 @@ static void do_add(ms_region *c, uint64_t offset, ms_region *sub,
     alias_chain_adjust(sub, +1);
     ms_region_ref(sub);
     list_insert(c, sub);
-    if (c->enabled && sub->enabled) {
+    if ((c->enabled && sub->enabled) || offset_is_visible(sub)) {
         sys->topology_pending = true;
     }
 }
@@ -451,7 +462,7 @@ static void do_del(ms_region *c, ms_region *sub)
     sub->container = NULL;
     alias_chain_adjust(sub, -1);
     list_unlink(c, sub);
-    if (c->enabled && sub->enabled) {
+    if ((c->enabled && sub->enabled) || offset_is_visible(sub)) {
         sys->topology_pending = true;
     }
     ms_region_unref(sub);
@@ -542,8 +553,18 @@ MS_EXPORT int ms_region_set_address(ms_region *r, uint64_t offset)
     }
     ms_region *c = r->container;
     if (!c) {
+        /*
+         * QEMU only stores the field here and leaves views stale.  A root
+         * region's own offset shifts its view (and an alias target can be a
+         * flat-view root), so memspace re-renders in those cases.
+         */
         r->addr = offset;
-        return 0;
+        if (!offset_is_visible(r)) {
+            return 0;
+        }
+        ms__txn_begin(sys);
+        sys->topology_pending = true;
+        return ms__txn_commit(sys);
     }
     ms__txn_begin(sys);
     ms_region_ref(r);
