@@ -22,7 +22,7 @@ uint64_t rm_next(struct rm_src *s, uint64_t bound)
         v = 0;
         for (int i = 0; i < 8 && s->pos < s->len; i++) {
             v = (v << 8) | s->data[s->pos++];
-            if ((bound >> (8 * (i + 1))) == 0) {
+            if (i == 7 || (bound >> (8 * (i + 1))) == 0) {
                 break;
             }
         }
