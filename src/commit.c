@@ -362,7 +362,7 @@ static void set_view(ms_as *as, ms_flatview *new)
         diff_pass(as, o, new, false);
         diff_pass(as, o, new, true);
     }
-    as->view = ms__flatview_get(new);
+    ms__rcu_publish(&as->view, ms__flatview_get(new));
     ms__flatview_put(old);
 }
 
@@ -373,13 +373,14 @@ int ms__as_install_view(ms_as *as)
     if (err < 0) {
         return err;
     }
-    as->view = ms__flatview_get(fv);
+    ms__rcu_publish(&as->view, ms__flatview_get(fv));
     return 0;
 }
 
 int ms__commit_outermost(ms_system *sys)
 {
     ms__error_clear(sys);
+    ms__flatview_reclaim(sys);
     if (sys->topology_pending) {
         table_reset(sys);
         for (ms_as *as = sys->as_first; as; as = as->next) {

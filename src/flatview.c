@@ -5,9 +5,13 @@
  *
  * A view holds one reference on its root and one on the region of each of
  * its ranges, so everything a listener is shown stays valid for as long as
- * the view it came from.
+ * the view it came from.  View reference counts are only touched on the
+ * owner thread; other threads read published views under RCU, so the last
+ * put retires the view through call_rcu() and the owner frees it after the
+ * grace period (rcu.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -37,25 +41,57 @@ int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
 ms_flatview *ms__flatview_get(ms_flatview *fv)
 {
     if (fv) {
-        __atomic_add_fetch(&fv->refcnt, 1, __ATOMIC_RELAXED);
+        fv->refcnt++;
     }
     return fv;
 }
 
-void ms__flatview_put(ms_flatview *fv)
+void ms__flatview_free_now(ms_flatview *fv)
 {
-    if (!fv || __atomic_sub_fetch(&fv->refcnt, 1, __ATOMIC_ACQ_REL) != 0) {
-        return;
-    }
     for (size_t i = 0; i < fv->nr; i++) {
         ms_region_unref(fv->ranges[i].mr);
-    }
-    if (fv->root) {
-        fv->root->fv_root_views--;
     }
     ms_region_unref(fv->root);
     free(fv->ranges);
     free(fv);
+}
+
+/* call_rcu callback (any thread): hand the view back to its owner. */
+static void grace_period_over(struct rcu_head *head)
+{
+    ms_flatview *fv = (ms_flatview *)((char *)head -
+                                      offsetof(ms_flatview, rcu));
+    ms_system *sys = fv->sys;
+    MS__TSAN_ACQUIRE(&sys->rcu_token);
+    ms_flatview *top = __atomic_load_n(&sys->reclaim, __ATOMIC_RELAXED);
+    do {
+        fv->reclaim_next = top;
+    } while (!__atomic_compare_exchange_n(&sys->reclaim, &top, fv, true,
+                                          __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+}
+
+void ms__flatview_reclaim(ms_system *sys)
+{
+    ms_flatview *fv = __atomic_exchange_n(&sys->reclaim, NULL,
+                                          __ATOMIC_ACQUIRE);
+    while (fv) {
+        ms_flatview *next = fv->reclaim_next;
+        ms__flatview_free_now(fv);
+        fv = next;
+    }
+}
+
+void ms__flatview_put(ms_flatview *fv)
+{
+    if (!fv || --fv->refcnt != 0) {
+        return;
+    }
+    /* Unpublished from the owner's side; readers may still be inside. */
+    if (fv->root) {
+        fv->root->fv_root_views--;
+    }
+    urcu_bp_call_rcu(&fv->rcu, grace_period_over);
 }
 
 const ms__fr *ms__flatview_find(const ms_flatview *fv, uint64_t gpa)

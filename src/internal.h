@@ -28,6 +28,7 @@
 #include "memspace/region.h"
 #include "memspace/system.h"
 #include "range.h"
+#include "rcu.h"
 
 #define MS__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define MS__UNUSED __attribute__((unused))
@@ -119,10 +120,12 @@ typedef struct ms_flat_range ms__fr;
 
 struct ms_flatview {
     ms_system *sys;
-    unsigned long refcnt; /* atomic */
+    unsigned long refcnt; /* owner thread only; readers use RCU */
     ms_region *root;      /* flat-view root, referenced; NULL: empty */
     ms__fr *ranges;
     size_t nr;
+    struct rcu_head rcu;        /* retirement (rcu.h) */
+    ms_flatview *reclaim_next;  /* on sys->reclaim after the grace period */
 };
 
 /* Listener private state. */
@@ -141,7 +144,7 @@ struct ms_as {
     ms_system *sys;
     char *name;
     ms_region *root;
-    ms_flatview *view; /* published */
+    ms_flatview *view; /* published: ms__rcu_publish / ms__rcu_deref */
     ms_as *prev, *next;
     struct ms__listener_priv *l_first, *l_last;
     size_t nr_listeners;
@@ -192,6 +195,11 @@ struct ms_system {
     unsigned postponed_stop;
     bool vm_running;
 
+    /* Views whose grace period ended, to free on the owner thread. */
+    ms_flatview *reclaim;
+    /* TSan happens-before anchor for grace periods (rcu.h). */
+    char rcu_token;
+
     /* First listener error of the last commit. */
     struct ms_error_info last_error;
     char last_error_region[64];
@@ -223,6 +231,8 @@ int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
                      size_t nr, ms_flatview **out);
 ms_flatview *ms__flatview_get(ms_flatview *fv);
 void ms__flatview_put(ms_flatview *fv);
+void ms__flatview_reclaim(ms_system *sys);
+void ms__flatview_free_now(ms_flatview *fv);
 const ms__fr *ms__flatview_find(const ms_flatview *fv, uint64_t gpa);
 
 /* commit.c */

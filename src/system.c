@@ -92,8 +92,11 @@ MS_EXPORT void ms_system_free(ms_system *sys)
         (void)err; /* cannot fail: no listeners, not busy */
     }
     ms__view_table_free(sys);
+    /* Wait for every retired view's grace period, then free them. */
+    urcu_bp_barrier();
+    ms__flatview_reclaim(sys);
+    ms__flatview_free_now(sys->empty_view);
     ms__region_free_all(sys);
-    ms__flatview_put(sys->empty_view);
     free(sys);
 }
 
