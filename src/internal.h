@@ -263,6 +263,21 @@ void ms__section_from_fr(struct ms_section *s, const ms__fr *fr,
 /* ioeventfd.c */
 int ms__as_update_ioeventfds(ms_as *as);
 void ms__region_ioeventfds_free(ms_region *r);
+/*
+ * Userspace ioeventfd fallback for the access path (any thread, inside an
+ * RCU read section): @data is already in the region's register order.
+ * True if an entry no listener took matched; its eventfd was signalled and
+ * the write must not reach the device.
+ */
+bool ms__ioeventfd_consume(ms_region *r, uint64_t offset, unsigned size,
+                           uint64_t data);
+
+/* dirty.c */
+/*
+ * Mark [offset, offset + len) of @r's RAM block dirty for the clients in
+ * its effective mask.  Any thread; bounds already checked by the caller.
+ */
+void ms__dirty_mark(ms_region *r, uint64_t offset, uint64_t len);
 
 /* helpers */
 char *ms__strdup(const char *s);

@@ -13,6 +13,8 @@
 #include "memspace/region.h"
 #include "memspace/as.h"
 #include "memspace/listener.h"
+#include "memspace/ioeventfd.h"
+#include "memspace/dirty.h"
 #include "memspace/mtree.h"
 
 #define MEMSPACE_VERSION_MAJOR 0
