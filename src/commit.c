@@ -380,7 +380,6 @@ int ms__as_install_view(ms_as *as)
 int ms__commit_outermost(ms_system *sys)
 {
     ms__error_clear(sys);
-    ms__flatview_reclaim(sys);
     if (sys->topology_pending) {
         table_reset(sys);
         for (ms_as *as = sys->as_first; as; as = as->next) {
@@ -409,6 +408,7 @@ int ms__commit_outermost(ms_system *sys)
         for (struct ms__listener_priv *p = sys->l_first; p; p = p->g_next) {
             (void)ms__call_simple(sys, p->l, p->l->commit, "commit");
         }
+        ms__flatview_reclaim(sys);
     } else if (sys->ioeventfd_pending) {
         for (ms_as *as = sys->as_first; as; as = as->next) {
             (void)ms__as_update_ioeventfds(as);

@@ -7,8 +7,8 @@
  * its ranges, so everything a listener is shown stays valid for as long as
  * the view it came from.  View reference counts are only touched on the
  * owner thread; other threads read published views under RCU, so the last
- * put retires the view through call_rcu() and the owner frees it after the
- * grace period (rcu.h).
+ * put retires the view and the owner frees retired views after a grace
+ * period, at the end of its next commit (rcu.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -56,25 +56,23 @@ void ms__flatview_free_now(ms_flatview *fv)
     free(fv);
 }
 
-/* call_rcu callback (any thread): hand the view back to its owner. */
-static void grace_period_over(struct rcu_head *head)
-{
-    ms_flatview *fv = (ms_flatview *)((char *)head -
-                                      offsetof(ms_flatview, rcu));
-    ms_system *sys = fv->sys;
-    MS__TSAN_ACQUIRE(&sys->rcu_token);
-    ms_flatview *top = __atomic_load_n(&sys->reclaim, __ATOMIC_RELAXED);
-    do {
-        fv->reclaim_next = top;
-    } while (!__atomic_compare_exchange_n(&sys->reclaim, &top, fv, true,
-                                          __ATOMIC_RELEASE,
-                                          __ATOMIC_RELAXED));
-}
-
 void ms__flatview_reclaim(ms_system *sys)
 {
-    ms_flatview *fv = __atomic_exchange_n(&sys->reclaim, NULL,
-                                          __ATOMIC_ACQUIRE);
+    if (!sys->retired) {
+        return;
+    }
+    /*
+     * A commit made from inside a read-side section (an MMIO callback
+     * hot-plugging memory) cannot wait for a grace period: the retired
+     * views wait for the next commit made outside one.
+     */
+    if (urcu_bp_read_ongoing()) {
+        return;
+    }
+    urcu_bp_synchronize_rcu();
+    MS__TSAN_ACQUIRE(&sys->rcu_token);
+    ms_flatview *fv = sys->retired;
+    sys->retired = NULL;
     while (fv) {
         ms_flatview *next = fv->reclaim_next;
         ms__flatview_free_now(fv);
@@ -87,11 +85,12 @@ void ms__flatview_put(ms_flatview *fv)
     if (!fv || --fv->refcnt != 0) {
         return;
     }
-    /* Unpublished from the owner's side; readers may still be inside. */
+    /* Unpublished; readers may still be inside: free after a grace period. */
     if (fv->root) {
         fv->root->fv_root_views--;
     }
-    urcu_bp_call_rcu(&fv->rcu, grace_period_over);
+    fv->reclaim_next = fv->sys->retired;
+    fv->sys->retired = fv;
 }
 
 const ms__fr *ms__flatview_find(const ms_flatview *fv, uint64_t gpa)
@@ -159,4 +158,16 @@ MS_EXPORT int ms_flatview_lookup(const ms_flatview *fv, uint64_t gpa,
 MS_EXPORT ms_region *ms_flatview_root(const ms_flatview *fv)
 {
     return fv ? fv->root : NULL;
+}
+
+void ms__flatview_reclaim_force(ms_system *sys)
+{
+    /* Only when no reader can be left (ms_system_free()). */
+    ms_flatview *fv = sys->retired;
+    sys->retired = NULL;
+    while (fv) {
+        ms_flatview *next = fv->reclaim_next;
+        ms__flatview_free_now(fv);
+        fv = next;
+    }
 }

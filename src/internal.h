@@ -124,8 +124,7 @@ struct ms_flatview {
     ms_region *root;      /* flat-view root, referenced; NULL: empty */
     ms__fr *ranges;
     size_t nr;
-    struct rcu_head rcu;        /* retirement (rcu.h) */
-    ms_flatview *reclaim_next;  /* on sys->reclaim after the grace period */
+    ms_flatview *reclaim_next;  /* on sys->retired once unreferenced */
 };
 
 /* Listener private state. */
@@ -195,8 +194,8 @@ struct ms_system {
     unsigned postponed_stop;
     bool vm_running;
 
-    /* Views whose grace period ended, to free on the owner thread. */
-    ms_flatview *reclaim;
+    /* Unreferenced views waiting for a grace period (rcu.h). */
+    ms_flatview *retired;
     /* TSan happens-before anchor for grace periods (rcu.h). */
     char rcu_token;
 
@@ -232,6 +231,7 @@ int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
 ms_flatview *ms__flatview_get(ms_flatview *fv);
 void ms__flatview_put(ms_flatview *fv);
 void ms__flatview_reclaim(ms_system *sys);
+void ms__flatview_reclaim_force(ms_system *sys);
 void ms__flatview_free_now(ms_flatview *fv);
 const ms__fr *ms__flatview_find(const ms_flatview *fv, uint64_t gpa);
 

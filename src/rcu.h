@@ -5,11 +5,14 @@
  * reclamation of retired views.
  *
  * Publication is a release store of the view pointer and reading it an
- * acquire load (C11 atomics, which ThreadSanitizer understands).  A retired
- * view is handed to call_rcu(); after the grace period the callback pushes
- * it onto the owning system's reclaim stack, and the owner thread frees it
- * (dropping region references) at its next commit or at ms_system_free().
- * So region and view lifetimes are only ever changed on the owner thread.
+ * acquire load (C11 atomics, which ThreadSanitizer understands).  A view
+ * whose last owner-side reference goes is retired onto a per-system list;
+ * at the end of each commit (and at ms_system_free()) the owner thread
+ * waits for one grace period and frees the retired views, dropping their
+ * region references.  So region and view lifetimes only ever change on the
+ * owner thread, and no helper thread is involved.  A commit made from
+ * inside a read-side section (an MMIO callback) skips the wait; its views
+ * are freed by a later commit.
  *
  * ThreadSanitizer cannot see liburcu's grace periods (they synchronise
  * through membarrier and uninstrumented code), so TSan builds annotate

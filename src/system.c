@@ -92,9 +92,9 @@ MS_EXPORT void ms_system_free(ms_system *sys)
         (void)err; /* cannot fail: no listeners, not busy */
     }
     ms__view_table_free(sys);
-    /* Wait for every retired view's grace period, then free them. */
-    urcu_bp_barrier();
+    /* Readers must be gone by now (documented); wait out the stragglers. */
     ms__flatview_reclaim(sys);
+    ms__flatview_reclaim_force(sys);
     ms__flatview_free_now(sys->empty_view);
     ms__region_free_all(sys);
     free(sys);

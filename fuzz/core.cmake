@@ -1,0 +1,1 @@
+ms_fuzz(fuzz_render LIBS ms_testutil ms_refmodel)
