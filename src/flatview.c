@@ -56,6 +56,23 @@ void ms__flatview_free_now(ms_flatview *fv)
     free(fv);
 }
 
+void ms__retire(ms_system *sys, struct ms__retired *obj,
+                void (*free_fn)(struct ms__retired *obj))
+{
+    obj->free_fn = free_fn;
+    obj->next = sys->retired;
+    sys->retired = obj;
+}
+
+static void free_list(struct ms__retired *obj)
+{
+    while (obj) {
+        struct ms__retired *next = obj->next;
+        obj->free_fn(obj);
+        obj = next;
+    }
+}
+
 void ms__flatview_reclaim(ms_system *sys)
 {
     if (!sys->retired) {
@@ -64,20 +81,30 @@ void ms__flatview_reclaim(ms_system *sys)
     /*
      * A commit made from inside a read-side section (an MMIO callback
      * hot-plugging memory) cannot wait for a grace period: the retired
-     * views wait for the next commit made outside one.
+     * objects wait for the next commit made outside one.
      */
     if (urcu_bp_read_ongoing()) {
         return;
     }
     urcu_bp_synchronize_rcu();
     MS__TSAN_ACQUIRE(&sys->rcu_token);
-    ms_flatview *fv = sys->retired;
+    struct ms__retired *list = sys->retired;
     sys->retired = NULL;
-    while (fv) {
-        ms_flatview *next = fv->reclaim_next;
-        ms__flatview_free_now(fv);
-        fv = next;
-    }
+    free_list(list);
+}
+
+void ms__flatview_reclaim_force(ms_system *sys)
+{
+    /* Only when no reader can be left (ms_system_free()). */
+    struct ms__retired *list = sys->retired;
+    sys->retired = NULL;
+    free_list(list);
+}
+
+static void free_retired_view(struct ms__retired *obj)
+{
+    ms__flatview_free_now((ms_flatview *)((char *)obj -
+                                          offsetof(ms_flatview, retired)));
 }
 
 void ms__flatview_put(ms_flatview *fv)
@@ -89,8 +116,7 @@ void ms__flatview_put(ms_flatview *fv)
     if (fv->root) {
         fv->root->fv_root_views--;
     }
-    fv->reclaim_next = fv->sys->retired;
-    fv->sys->retired = fv;
+    ms__retire(fv->sys, &fv->retired, free_retired_view);
 }
 
 const ms__fr *ms__flatview_find(const ms_flatview *fv, uint64_t gpa)
@@ -158,16 +184,4 @@ MS_EXPORT int ms_flatview_lookup(const ms_flatview *fv, uint64_t gpa,
 MS_EXPORT ms_region *ms_flatview_root(const ms_flatview *fv)
 {
     return fv ? fv->root : NULL;
-}
-
-void ms__flatview_reclaim_force(ms_system *sys)
-{
-    /* Only when no reader can be left (ms_system_free()). */
-    ms_flatview *fv = sys->retired;
-    sys->retired = NULL;
-    while (fv) {
-        ms_flatview *next = fv->reclaim_next;
-        ms__flatview_free_now(fv);
-        fv = next;
-    }
 }

@@ -115,6 +115,15 @@ struct ms_region {
     ms_flatview *fv_cache;
 };
 
+/*
+ * Something readers on other threads may still see after the owner thread
+ * dropped it: freed by free_fn after a grace period (rcu.h, flatview.c).
+ */
+struct ms__retired {
+    struct ms__retired *next;
+    void (*free_fn)(struct ms__retired *obj);
+};
+
 /* A flat range (public struct ms_flat_range plus nothing else). */
 typedef struct ms_flat_range ms__fr;
 
@@ -124,7 +133,7 @@ struct ms_flatview {
     ms_region *root;      /* flat-view root, referenced; NULL: empty */
     ms__fr *ranges;
     size_t nr;
-    ms_flatview *reclaim_next;  /* on sys->retired once unreferenced */
+    struct ms__retired retired; /* on sys->retired once unreferenced */
 };
 
 /* Listener private state. */
@@ -194,8 +203,8 @@ struct ms_system {
     unsigned postponed_stop;
     bool vm_running;
 
-    /* Unreferenced views waiting for a grace period (rcu.h). */
-    ms_flatview *retired;
+    /* Objects waiting for a grace period before being freed (rcu.h). */
+    struct ms__retired *retired;
     /* TSan happens-before anchor for grace periods (rcu.h). */
     char rcu_token;
 
@@ -230,6 +239,8 @@ int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
                      size_t nr, ms_flatview **out);
 ms_flatview *ms__flatview_get(ms_flatview *fv);
 void ms__flatview_put(ms_flatview *fv);
+void ms__retire(ms_system *sys, struct ms__retired *obj,
+                void (*free_fn)(struct ms__retired *obj));
 void ms__flatview_reclaim(ms_system *sys);
 void ms__flatview_reclaim_force(ms_system *sys);
 void ms__flatview_free_now(ms_flatview *fv);
