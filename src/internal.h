@@ -33,13 +33,31 @@
 #define MS__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define MS__UNUSED __attribute__((unused))
 
+/*
+ * Something readers on other threads may still see after the owner thread
+ * dropped it: freed by free_fn after a grace period (rcu.h, flatview.c).
+ */
+struct ms__retired {
+    struct ms__retired *next;
+    void (*free_fn)(struct ms__retired *obj);
+};
+
 /* One ioeventfd registration on a region (region-relative address). */
 struct ms__ioeventfd {
     uint64_t addr;
     uint64_t size;
     bool match_data;
-    uint64_t data;
+    uint64_t data; /* in the region's register order */
     int fd;
+    /* Placements of this entry some listener took (atomic; ioeventfd.c). */
+    unsigned taken;
+};
+
+/* A region's ioeventfds: immutable once published, replaced on change. */
+struct ms__evarray {
+    struct ms__retired retired;
+    size_t nr;
+    struct ms__ioeventfd e[];
 };
 
 /* A region-relative coalesced MMIO range. */
@@ -94,9 +112,8 @@ struct ms_region {
     /* Number of live flat views rendered from this region. */
     unsigned fv_root_views;
 
-    /* ioeventfds, sorted by ms__ioeventfd_before(). */
-    struct ms__ioeventfd *ioeventfds;
-    size_t nr_ioeventfds;
+    /* ioeventfds sorted in QEMU's order; published for readers (RCU). */
+    struct ms__evarray *evs;
 
     /* Coalesced MMIO ranges, insertion order. */
     struct ms__coalesced *coalesced;
@@ -113,15 +130,6 @@ struct ms_region {
     /* Flat-view cache of the current render generation. */
     uint64_t fv_gen;
     ms_flatview *fv_cache;
-};
-
-/*
- * Something readers on other threads may still see after the owner thread
- * dropped it: freed by free_fn after a grace period (rcu.h, flatview.c).
- */
-struct ms__retired {
-    struct ms__retired *next;
-    void (*free_fn)(struct ms__retired *obj);
 };
 
 /* A flat range (public struct ms_flat_range plus nothing else). */
@@ -168,6 +176,9 @@ struct ms__as_ioeventfd {
     bool match_data;
     uint64_t data;
     int fd;
+    bool taken;    /* a listener's eventfd_add returned 1 */
+    ms_region *mr; /* region it came from (alive: it is in the view) */
+    uint64_t raddr; /* its region-relative address */
 };
 
 struct ms_system {
@@ -208,8 +219,9 @@ struct ms_system {
     /* TSan happens-before anchor for grace periods (rcu.h). */
     char rcu_token;
 
-    /* First listener error of the last commit. */
+    /* First listener error of the last commit (or held operation). */
     struct ms_error_info last_error;
+    unsigned error_hold;
     char last_error_region[64];
     char last_error_callback[32];
 };
@@ -284,6 +296,7 @@ bool ms__ioeventfd_consume(ms_region *r, uint64_t offset, unsigned size,
                            uint64_t data);
 
 /* dirty.c */
+int ms__dirty_init(ms_region *r);
 /*
  * Mark [offset, offset + len) of @r's RAM block dirty for the clients in
  * its effective mask.  Any thread; bounds already checked by the caller.

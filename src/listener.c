@@ -17,6 +17,10 @@
 
 void ms__error_clear(ms_system *sys)
 {
+    /* Inside a multi-step operation the first error of all steps counts. */
+    if (sys->error_hold) {
+        return;
+    }
     memset(&sys->last_error, 0, sizeof(sys->last_error));
 }
 

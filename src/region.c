@@ -86,7 +86,11 @@ static int alloc_block(ms_region *r, const struct ms_region_config *cfg)
     }
     r->backing = cfg->backing;
     r->block_size = cfg->size;
-    return 0;
+    int err = ms__dirty_init(r);
+    if (err < 0 && r->map_len) {
+        munmap(r->host, r->map_len);
+    }
+    return err;
 }
 
 static int check_config(ms_system *sys, const struct ms_region_config *cfg)
