@@ -2,3 +2,4 @@
 add_library(ms_reclog STATIC reclog.c)
 target_link_libraries(ms_reclog PUBLIC ms_testutil)
 ms_test(test_listener LIBS ms_reclog)
+ms_test(test_ioeventfd LIBS ms_reclog)
