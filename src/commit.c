@@ -168,9 +168,9 @@ int ms__call_log(ms_system *sys, struct ms_listener *l, bool start,
     return rc;
 }
 
-static void call_coalesced(ms_system *sys, struct ms_listener *l, bool add,
-                           const struct ms_section *s, uint64_t gpa,
-                           uint64_t size)
+void ms__call_coalesced(ms_system *sys, struct ms_listener *l, bool add,
+                        const struct ms_section *s, uint64_t gpa,
+                        uint64_t size)
 {
     int (*fn)(struct ms_listener *, const struct ms_section *, uint64_t,
               uint64_t) = add ? l->coalesced_io_add : l->coalesced_io_del;
@@ -204,12 +204,12 @@ static void coalesced_notify(ms_as *as, const ms__fr *fr,
         if (add) {
             for (struct ms__listener_priv *p = as->l_first; p;
                  p = p->as_next) {
-                call_coalesced(as->sys, p->l, true, s, gpa, size);
+                ms__call_coalesced(as->sys, p->l, true, s, gpa, size);
             }
         } else {
             for (struct ms__listener_priv *p = as->l_last; p;
                  p = p->as_prev) {
-                call_coalesced(as->sys, p->l, false, s, gpa, size);
+                ms__call_coalesced(as->sys, p->l, false, s, gpa, size);
             }
         }
     }

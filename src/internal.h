@@ -271,6 +271,9 @@ int ms__call_section(ms_system *sys, struct ms_listener *l,
 int ms__call_log(ms_system *sys, struct ms_listener *l, bool start,
                  const struct ms_section *s, unsigned old_mask,
                  unsigned new_mask);
+void ms__call_coalesced(ms_system *sys, struct ms_listener *l, bool add,
+                        const struct ms_section *s, uint64_t gpa,
+                        uint64_t size);
 bool ms__failed_take(struct ms__listener_priv *p, const ms__fr *fr);
 void ms__failed_put(struct ms__listener_priv *p, const ms__fr *fr);
 

@@ -15,6 +15,7 @@
 #include "memspace/listener.h"
 #include "memspace/ioeventfd.h"
 #include "memspace/dirty.h"
+#include "memspace/coalesced.h"
 #include "memspace/mtree.h"
 
 #define MEMSPACE_VERSION_MAJOR 0
