@@ -149,6 +149,19 @@ static ms_region *expected_fv_root(ms_region *r)
 
 /* ---- checking a view -------------------------------------------------- */
 
+/*
+ * Shadow listener: keeps its own copy of an address space purely from
+ * region_add/region_del and eventfd_add/eventfd_del.
+ */
+struct shadow {
+    struct ms_listener l;
+    struct ms_section *secs;
+    size_t nr, cap;
+    struct ms_eventfd_info *evs;
+    size_t nr_ev, cap_ev;
+    int errors; /* add over an existing range, del of an unknown one */
+};
+
 struct ctx {
     struct rm_src *src;
     bool verbose;
@@ -159,7 +172,131 @@ struct ctx {
     ms_as *as[MAX_AS];
     int nr_as;
     int txn_depth;
+    unsigned flags;
+    struct shadow shadow[MAX_AS];
+    int fds[4];
 };
+
+static int sh_add(struct ms_listener *l, const struct ms_section *s)
+{
+    struct shadow *sh = (struct shadow *)l;
+    for (size_t i = 0; i < sh->nr; i++) {
+        if (sh->secs[i].gpa <= s->last && s->gpa <= sh->secs[i].last) {
+            sh->errors++;
+        }
+    }
+    if (sh->nr == sh->cap) {
+        sh->cap = sh->cap ? sh->cap * 2 : 16;
+        sh->secs = realloc(sh->secs, sh->cap * sizeof(*sh->secs));
+        if (!sh->secs) {
+            abort();
+        }
+    }
+    sh->secs[sh->nr++] = *s;
+    return 0;
+}
+
+static bool same_sec(const struct ms_section *a, const struct ms_section *b)
+{
+    return a->gpa == b->gpa && a->last == b->last && a->mr == b->mr &&
+           a->offset_within_region == b->offset_within_region &&
+           a->readonly == b->readonly && a->nonvolatile == b->nonvolatile;
+}
+
+static int sh_del(struct ms_listener *l, const struct ms_section *s)
+{
+    struct shadow *sh = (struct shadow *)l;
+    for (size_t i = 0; i < sh->nr; i++) {
+        if (same_sec(&sh->secs[i], s)) {
+            sh->secs[i] = sh->secs[--sh->nr];
+            return 0;
+        }
+    }
+    sh->errors++;
+    return 0;
+}
+
+static int sh_ev_add(struct ms_listener *l, const struct ms_section *s,
+                     bool match, uint64_t data, int fd)
+{
+    struct shadow *sh = (struct shadow *)l;
+    if (sh->nr_ev == sh->cap_ev) {
+        sh->cap_ev = sh->cap_ev ? sh->cap_ev * 2 : 16;
+        sh->evs = realloc(sh->evs, sh->cap_ev * sizeof(*sh->evs));
+        if (!sh->evs) {
+            abort();
+        }
+    }
+    sh->evs[sh->nr_ev++] = (struct ms_eventfd_info){
+        .gpa = s->gpa, .size = (unsigned)s->size, .match_data = match,
+        .data = match ? data : 0, .fd = fd };
+    return 0;
+}
+
+static bool same_ev(const struct ms_eventfd_info *a,
+                    const struct ms_eventfd_info *b)
+{
+    return a->gpa == b->gpa && a->size == b->size &&
+           a->match_data == b->match_data &&
+           (!a->match_data || a->data == b->data) && a->fd == b->fd;
+}
+
+static int sh_ev_del(struct ms_listener *l, const struct ms_section *s,
+                     bool match, uint64_t data, int fd)
+{
+    struct shadow *sh = (struct shadow *)l;
+    struct ms_eventfd_info e = { .gpa = s->gpa, .size = (unsigned)s->size,
+                                 .match_data = match, .data = data,
+                                 .fd = fd };
+    for (size_t i = 0; i < sh->nr_ev; i++) {
+        if (same_ev(&sh->evs[i], &e)) {
+            sh->evs[i] = sh->evs[--sh->nr_ev];
+            return 0;
+        }
+    }
+    sh->errors++;
+    return 0;
+}
+
+static void shadow_attach(struct shadow *sh, ms_as *as)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->l.name = "shadow";
+    sh->l.region_add = sh_add;
+    sh->l.region_del = sh_del;
+    sh->l.eventfd_add = sh_ev_add;
+    sh->l.eventfd_del = sh_ev_del;
+    if (ms_listener_register(as, &sh->l) != 0) {
+        sh->errors++;
+    }
+    /*
+     * QEMU 7.2 rule: registration does not replay existing ioeventfds, so
+     * the shadow starts from the address space's set as a baseline; every
+     * later change must then reach it through eventfd_add/eventfd_del.
+     */
+    for (size_t i = 0; i < ms_as_nr_eventfds(as); i++) {
+        struct ms_eventfd_info e;
+        struct ms_section s = { .as = as };
+        if (ms_as_eventfd(as, i, &e) == 0) {
+            s.gpa = e.gpa;
+            s.size = e.size;
+            sh_ev_add(&sh->l, &s, e.match_data, e.data, e.fd);
+        }
+    }
+}
+
+static void shadow_detach(struct shadow *sh)
+{
+    (void)ms_listener_unregister(&sh->l);
+    free(sh->secs);
+    free(sh->evs);
+}
+
+static int sec_cmp(const void *a, const void *b)
+{
+    const struct ms_section *x = a, *y = b;
+    return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
 
 static void mismatch(struct ctx *c, const char *what, const ms_as *as,
                      uint64_t gpa)
@@ -269,10 +406,101 @@ static void check_as(struct ctx *c, ms_as *as)
     }
 }
 
+/* The shadow must equal the published view and the eventfd set. */
+static void check_shadow(struct ctx *c, int k)
+{
+    struct shadow *sh = &c->shadow[k];
+    ms_as *as = c->as[k];
+    const ms_flatview *fv = ms_as_flatview(as);
+    if (sh->errors) {
+        mismatch(c, "shadow saw an inconsistent add/del", as, 0);
+        sh->errors = 0;
+    }
+    size_t n = ms_flatview_nr_ranges(fv);
+    if (n != sh->nr) {
+        mismatch(c, "shadow has a different number of ranges", as, 0);
+        return;
+    }
+    if (sh->nr) {
+        qsort(sh->secs, sh->nr, sizeof(*sh->secs), sec_cmp);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct ms_flat_range fr;
+        if (ms_flatview_range(fv, i, &fr) != 0 || fr.gpa != sh->secs[i].gpa ||
+            fr.last != sh->secs[i].last || fr.mr != sh->secs[i].mr ||
+            fr.offset != sh->secs[i].offset_within_region ||
+            fr.readonly != sh->secs[i].readonly ||
+            fr.nonvolatile != sh->secs[i].nonvolatile) {
+            mismatch(c, "shadow range differs", as, sh->secs[i].gpa);
+            return;
+        }
+    }
+    size_t ne = ms_as_nr_eventfds(as);
+    if (ne != sh->nr_ev) {
+        mismatch(c, "shadow has a different number of ioeventfds", as, 0);
+        return;
+    }
+    /* Multiset equality: every expected entry removes one shadow entry. */
+    bool *used = calloc(ne ? ne : 1, sizeof(*used));
+    if (!used) {
+        abort();
+    }
+    for (size_t i = 0; i < ne; i++) {
+        struct ms_eventfd_info e;
+        bool found = false;
+        if (ms_as_eventfd(as, i, &e) == 0) {
+            for (size_t j = 0; j < ne && !found; j++) {
+                if (!used[j] && same_ev(&sh->evs[j], &e)) {
+                    used[j] = found = true;
+                }
+            }
+        }
+        if (!found) {
+            mismatch(c, "ioeventfd missing from the shadow", as, e.gpa);
+            break;
+        }
+    }
+    free(used);
+}
+
 static void check_all(struct ctx *c)
 {
     for (int i = 0; i < c->nr_as; i++) {
         check_as(c, c->as[i]);
+        if (c->flags & RM_SHADOW) {
+            check_shadow(c, i);
+        }
+    }
+}
+
+static void add_as(struct ctx *c, ms_region *root)
+{
+    char name[8];
+    ms_as *as;
+    snprintf(name, sizeof(name), "as%d", c->nr_as);
+    if (c->nr_as >= MAX_AS || !root || ms_as_new(c->sys, root, name, &as)) {
+        return;
+    }
+    c->as[c->nr_as] = as;
+    if (c->flags & RM_SHADOW) {
+        shadow_attach(&c->shadow[c->nr_as], as);
+    }
+    c->nr_as++;
+}
+
+/* Random ioeventfd edits (shadow mode). */
+static void edit_eventfd(struct ctx *c, ms_region *r)
+{
+    static const unsigned sizes[] = { 0, 1, 2, 4, 8 };
+    unsigned size = sizes[rm_next(c->src, 5)];
+    bool match = size && rm_next(c->src, 2);
+    uint64_t off = rm_next(c->src, 64);
+    uint64_t data = rm_next(c->src, 4);
+    int fd = c->fds[rm_next(c->src, 4)];
+    if (rm_next(c->src, 3)) {
+        (void)ms_region_add_eventfd(r, off, size, match, data, fd);
+    } else {
+        (void)ms_region_del_eventfd(r, off, size, match, data, fd);
     }
 }
 
@@ -385,7 +613,7 @@ static void edit(struct ctx *c)
         new_region(c);
         return;
     }
-    unsigned op = (unsigned)rm_next(c->src, 14);
+    unsigned op = (unsigned)rm_next(c->src, c->flags & RM_SHADOW ? 16 : 14);
     if (getenv("MS_RM_TRACE")) {
         fprintf(stderr, "edit %u on %s (%s) depth %d\n", op,
                 ms_region_name(r), ms_region_name(s), c->txn_depth);
@@ -437,6 +665,10 @@ static void edit(struct ctx *c)
             c->txn_depth++;
         }
         break;
+    case 14:
+    case 15:
+        edit_eventfd(c, r);
+        break;
     case 13:
         if (c->txn_depth > 0) {
             if (ms_txn_commit(c->sys)) {
@@ -446,13 +678,8 @@ static void edit(struct ctx *c)
             if (c->txn_depth == 0) {
                 check_all(c);
             }
-        } else if (c->nr_as < MAX_AS) {
-            ms_as *as;
-            char name[8];
-            snprintf(name, sizeof(name), "as%d", c->nr_as);
-            if (ms_as_new(c->sys, r, name, &as) == 0) {
-                c->as[c->nr_as++] = as;
-            }
+        } else {
+            add_as(c, r);
         }
         break;
     }
@@ -464,7 +691,14 @@ static void edit(struct ctx *c)
 
 int rm_run(struct rm_src *src, bool verbose)
 {
-    struct ctx ctx = { .src = src, .verbose = verbose }, *c = &ctx;
+    return rm_run_flags(src, verbose, 0);
+}
+
+int rm_run_flags(struct rm_src *src, bool verbose, unsigned flags)
+{
+    struct ctx ctx = { .src = src, .verbose = verbose, .flags = flags,
+                       .fds = { 3, 4, 5, 6 } },
+               *c = &ctx;
     if (ms_system_new(NULL, &c->sys)) {
         return 1;
     }
@@ -479,12 +713,7 @@ int rm_run(struct rm_src *src, bool verbose)
     }
     int nas = 1 + (int)rm_next(src, 2);
     for (int i = 0; i < nas; i++) {
-        char name[8];
-        snprintf(name, sizeof(name), "as%d", i);
-        ms_as *as;
-        if (ms_as_new(c->sys, pick(c), name, &as) == 0) {
-            c->as[c->nr_as++] = as;
-        }
+        add_as(c, pick(c));
     }
     int nedits = 5 + (int)rm_next(src, 40);
     for (int i = 0; i < nedits && !rm_exhausted(src); i++) {
@@ -498,6 +727,9 @@ int rm_run(struct rm_src *src, bool verbose)
     }
     check_all(c);
     for (int i = 0; i < c->nr_as; i++) {
+        if (c->flags & RM_SHADOW) {
+            shadow_detach(&c->shadow[i]);
+        }
         if (ms_as_destroy(c->as[i])) {
             c->bad++;
         }

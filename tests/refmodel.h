@@ -31,4 +31,11 @@ bool rm_exhausted(const struct rm_src *s);
  */
 int rm_run(struct rm_src *src, bool verbose);
 
+/* Also attach a shadow listener to every address space, add random
+ * ioeventfds, and check after every commit that each shadow (built only
+ * from region_add/del and eventfd_add/del) equals the view and the
+ * address space's ioeventfd set. */
+#define RM_SHADOW 1u
+int rm_run_flags(struct rm_src *src, bool verbose, unsigned flags);
+
 #endif
