@@ -296,7 +296,9 @@ static size_t simplify(ms__fr *fr, size_t n)
     return out;
 }
 
-int ms__render(ms_system *sys, ms_region *root, ms_flatview **out)
+/* The sorted ranges of @root, merged (section 2.5) if @merge. */
+static int render_ranges(ms_region *root, bool merge, ms__fr **out,
+                         size_t *nr)
 {
     struct render st = { .root = NIL, .rng = UINT64_C(0x9e3779b97f4a7c15) };
     struct ms__range all = { 0, UINT64_MAX };
@@ -314,10 +316,42 @@ int ms__render(ms_system *sys, ms_region *root, ms_flatview **out)
             return -ENOMEM;
         }
         flatten(&st, st.root, ranges, &n);
-        n = simplify(ranges, n);
+        if (merge) {
+            n = simplify(ranges, n);
+        }
     }
     free(st.nodes);
-    int err = ms__flatview_new(sys, root, ranges, n, out);
+    *out = ranges;
+    *nr = n;
+    return 0;
+}
+
+/*
+ * The ranges of @root before the merge of section 2.5 (malloc()ed, sorted;
+ * NULL/0 for a NULL root): each is one stretch of one rendering path, the
+ * unit that can change independently (the KVM backend's slot boundaries,
+ * src/kvm/listener.c).  Declared here and in src/kvm/kvm_int.h.
+ */
+int ms__render_unmerged(ms_region *root, ms__fr **out, size_t *nr);
+int ms__render_unmerged(ms_region *root, ms__fr **out, size_t *nr)
+{
+    if (!root) {
+        *out = NULL;
+        *nr = 0;
+        return 0;
+    }
+    return render_ranges(root, false, out, nr);
+}
+
+int ms__render(ms_system *sys, ms_region *root, ms_flatview **out)
+{
+    ms__fr *ranges;
+    size_t n;
+    int err = render_ranges(root, true, &ranges, &n);
+    if (err < 0) {
+        return err;
+    }
+    err = ms__flatview_new(sys, root, ranges, n, out);
     if (err < 0) {
         free(ranges);
     }
