@@ -18,9 +18,10 @@
  * Callbacks return 0 or a negative errno.  A failing callback does not stop
  * the commit: every other callback is still delivered, the new topology is
  * published, and the commit returns the first error; ms_system_last_error()
- * says which listener, callback and section failed.  The listener that
- * failed is then out of step with the view; ms_listener_resync() replays
- * the difference.
+ * says which listener, callback and section failed.  A range whose
+ * region_add failed is remembered: the listener gets region_add again
+ * (instead of region_nop) at the next commit, or at once with
+ * ms_listener_resync(), and no region_del if the range goes away first.
  *
  * From inside any callback the topology cannot be edited: editing calls,
  * transactions, registration and address-space creation return -EBUSY.
@@ -160,13 +161,11 @@ MS_EXPORT void ms_system_last_error(const ms_system *sys,
                                     struct ms_error_info *out);
 
 /**
- * ms_listener_resync() - bring a listener back in step with the view.
+ * ms_listener_resync() - retry the region_add calls @l failed.
  *
- * After a callback of @l failed, the library keeps delivering changes but
- * @l may not have applied the failed one.  This sends @l (alone) begin,
- * region_del for every range it was told about that is not in the current
- * view, region_add for every current range it was not successfully told
- * about, and commit.
+ * Sends @l (alone) begin, region_add for every range of the published view
+ * whose region_add failed earlier, and commit.  Does nothing (no callbacks)
+ * if there is no such range.
  *
  * Context: owner thread; not from inside a callback.
  * Return: 0; -EINVAL; -EBUSY; or the first callback error (resync can be
