@@ -64,16 +64,37 @@ static const char *type_name(const json_t *v)
     }
 }
 
+/* out = a + b + c, cut to fit (a path is only a label in messages). */
+static void join_path(char *out, size_t size, const char *a, const char *b,
+                      const char *c)
+{
+    const char *parts[3] = { a, b, c };
+    size_t len = 0;
+    char tmp[1024];
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = strnlen(parts[k], sizeof(tmp) - 1 - len);
+        memcpy(tmp + len, parts[k], n);
+        len += n;
+    }
+    if (len >= size) {
+        len = size - 1;
+    }
+    memcpy(out, tmp, len);
+    out[len] = 0;
+}
+
 /* Append ".key" or "[i]" to a path. */
 static void sub_path(char *out, size_t size, const char *path,
                      const char *key)
 {
-    snprintf(out, size, "%s.%s", path, key);
+    join_path(out, size, path, ".", key);
 }
 
 static void idx_path(char *out, size_t size, const char *path, size_t i)
 {
-    snprintf(out, size, "%s[%zu]", path, i);
+    char idx[32];
+    snprintf(idx, sizeof(idx), "[%zu]", i);
+    join_path(out, size, path, idx, "");
 }
 
 static int check_keys(struct loader *L, json_t *obj, const char *path,
