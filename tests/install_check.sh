@@ -34,11 +34,11 @@ int main(void)
 }
 C
 cc -Wall -Werror "$tmp/hello.c" -o "$tmp/hello" $(pkg-config --cflags --libs memspace)
-LD_LIBRARY_PATH="$libdir" "$tmp/hello" | grep -q 'Root memory region: root'
+LD_LIBRARY_PATH="$libdir" "$tmp/hello" | grep -q 'AS "memory", root: root'
 cc -Wall -Werror "$tmp/hello.c" -o "$tmp/hello-static" \
     $(pkg-config --cflags memspace) "$libdir/libmemspace.a" \
     $(pkg-config --libs --static memspace | sed 's/-lmemspace//')
-"$tmp/hello-static" | grep -q 'Root memory region: root'
+"$tmp/hello-static" | grep -q 'AS "memory", root: root'
 so=$(ls "$libdir"/libmemspace.so.* | head -n 1)
 bad=$(nm -D --defined-only "$so" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^ms_[a-z]' || true)
 internal=$(nm -D --defined-only "$so" | awk '{print $3}' | grep '^ms__' || true)
