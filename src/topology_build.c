@@ -48,7 +48,46 @@ struct ms_topology_map {
     size_t nr;
     struct mas *as;
     size_t nr_as;
+    /* Open-addressing index of e[].id: slot holds entry index + 1. */
+    size_t *hash;
+    size_t hash_cap;
 };
+
+static uint64_t hash_id(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void map_index(ms_topology_map *m)
+{
+    size_t cap = 16;
+    while (cap < m->nr * 2 + 1) {
+        cap *= 2;
+    }
+    free(m->hash);
+    m->hash = calloc(cap, sizeof(*m->hash));
+    m->hash_cap = m->hash ? cap : 0;
+    for (size_t i = 0; m->hash && i < m->nr; i++) {
+        if (!m->e[i].id) {
+            continue;
+        }
+        size_t s = (size_t)hash_id(m->e[i].id) & (cap - 1);
+        while (m->hash[s]) {
+            s = (s + 1) & (cap - 1);
+        }
+        m->hash[s] = i + 1;
+    }
+}
+
+ms_region *ms__topo_map_at(const ms_topology_map *m, size_t i)
+{
+    return m && i < m->nr ? m->e[i].r : NULL;
+}
 
 static uint64_t inert_read(void *opaque, uint64_t offset, unsigned size)
 {
@@ -107,11 +146,19 @@ struct applier {
 
 static size_t map_find(const ms_topology_map *m, const char *id)
 {
-    /* Linear probing would need a second index; the map is rebuilt on
-     * every apply, so a sorted copy is not worth it for typical sizes.
-     * Lookups go through the description's hash instead (see apply). */
+    if (m->hash) {
+        size_t s = (size_t)hash_id(id) & (m->hash_cap - 1);
+        while (m->hash[s]) {
+            size_t i = m->hash[s] - 1;
+            if (strcmp(m->e[i].id, id) == 0) {
+                return i;
+            }
+            s = (s + 1) & (m->hash_cap - 1);
+        }
+        return MS__TOPO_NONE;
+    }
     for (size_t i = 0; i < m->nr; i++) {
-        if (strcmp(m->e[i].id, id) == 0) {
+        if (m->e[i].id && strcmp(m->e[i].id, id) == 0) {
             return i;
         }
     }
@@ -562,9 +609,11 @@ static int apply(ms_topology_map *map, const ms_topology *t,
     for (size_t i = 0; i < n && !A.rc; i++) {
         visit(&A, i);
     }
+    for (size_t i = 0; i < n; i++) {
+        ne[i].r = A.nr[i]; /* the new map owns these references */
+    }
     for (size_t i = 0; i < n && !A.rc; i++) {
         ne[i].id = ms__topo_strdup(t->r[i].id);
-        ne[i].r = A.nr[i];
         size_t o = A.old_of[i];
         struct ment *old = o != MS__TOPO_NONE && A.old_used[o]
                                ? &map->e[o]
@@ -647,7 +696,7 @@ static int apply(ms_topology_map *map, const ms_topology *t,
             }
         }
         for (size_t i = 0; i < n; i++) {
-            ms_region_unref(A.nr[i]);
+            ms_region_unref(ne[i].r);
             ment_free(&ne[i]);
         }
         for (size_t k = 0; k < t->nr_as; k++) {
@@ -669,6 +718,7 @@ static int apply(ms_topology_map *map, const ms_topology *t,
     map->nr = n;
     map->as = nas;
     map->nr_as = t->nr_as;
+    map_index(map);
     ne = NULL;
     nas = NULL;
 free_all:
@@ -764,5 +814,6 @@ MS_EXPORT void ms_topology_map_free(ms_topology_map *map)
     }
     free(map->e);
     free(map->as);
+    free(map->hash);
     free(map);
 }

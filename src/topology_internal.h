@@ -87,6 +87,8 @@ void ms__topo_err(struct ms_topology_error *err, int error,
                   const char *path, const char *fmt, ...) MS__PRINTF(7, 8);
 char *ms__topo_strdup(const char *s);
 char *ms__topo_strndup(const char *s, size_t n);
+/* topology_build.c: region of description index @i after an apply. */
+ms_region *ms__topo_map_at(const ms_topology_map *m, size_t i);
 const char *ms__topo_kind_name(enum ms_region_kind k);
 int ms__topo_kind_parse(const char *s, enum ms_region_kind *out);
 

@@ -512,7 +512,7 @@ static int load_region(struct loader *L, json_t *o, const char *path,
         return fail(L, path, "regions are nested more than %d levels deep",
                     MS__TOPO_MAX_DEPTH);
     }
-    size_t idx;
+    size_t idx = 0;
     int err = ms__topo_add(L->t, &idx);
     if (err == -E2BIG) {
         return fail(L, path, "more than %u regions", MS__TOPO_MAX_REGIONS);
