@@ -1455,23 +1455,37 @@ static int order_as(ms_topology *t, const struct flat *f)
                      root->name);
         }
     }
-    /* "listed before" between every pair of ASes whose keys appear in
-     * that order in one block. */
-    for (size_t i = 0; i < f->nr && !rc; i++) {
-        const struct fblock *b = &f->b[i];
-        for (size_t k = 1; k < b->nr_as; k++) {
-            for (size_t a = 0; a < n; a++) {
-                if (strcmp(keys[a], b->as_lines[k - 1]) != 0) {
-                    continue;
-                }
-                for (size_t c = 0; c < n; c++) {
-                    if (c != a && strcmp(keys[c], b->as_lines[k]) == 0 &&
-                        strcmp(keys[a], keys[c]) != 0) {
-                        before[a * n + c] = 1;
+    /*
+     * Give each AS line of each block one of our ASes with that key (the
+     * first unused, in text order: ASes with equal keys print the same),
+     * then require consecutive lines' ASes in that order.
+     */
+    {
+        bool *used = calloc(n, sizeof(*used));
+        if (!used) {
+            rc = -ENOMEM;
+        }
+        for (size_t i = 0; used && i < f->nr; i++) {
+            const struct fblock *b = &f->b[i];
+            size_t prev = NONE;
+            for (size_t k = 0; k < b->nr_as; k++) {
+                size_t cur = NONE;
+                for (size_t a = 0; a < n && cur == NONE; a++) {
+                    if (!used[a] && strcmp(keys[a], b->as_lines[k]) == 0) {
+                        cur = a;
                     }
                 }
+                if (cur == NONE) {
+                    continue;
+                }
+                used[cur] = true;
+                if (prev != NONE) {
+                    before[prev * n + cur] = 1;
+                }
+                prev = cur;
             }
         }
+        free(used);
     }
     for (size_t o = 0; o < n && !rc; o++) {
         size_t pick = n;
@@ -1600,12 +1614,20 @@ struct oline {
 };
 
 struct eval {
-    long score;
-    /* Differences: our extra lines, and the missing lines' texts. */
+    /* Compared in this order: views without partner, bytes rendered
+     * differently, differing lines. */
+    size_t blocks;
+    long double bytes;
+    size_t lines;
+    /* Differences: our extra lines (gpa = description index of the
+     * region), the missing lines' texts, and aliases on the way to
+     * addresses whose read-only flag differs. */
     struct oline *extra;
     size_t nr_extra, cap_extra;
     char **missing;
     size_t nr_missing, cap_missing;
+    size_t *hints;
+    size_t nr_hints, cap_hints;
 };
 
 static void eval_free(struct eval *e)
@@ -1618,6 +1640,7 @@ static void eval_free(struct eval *e)
     }
     free(e->extra);
     free(e->missing);
+    free(e->hints);
     memset(e, 0, sizeof(*e));
 }
 
@@ -1648,6 +1671,7 @@ struct oblock {
     char *key;
     struct oline *lines;
     size_t nr;
+    ms_as *as;
 };
 
 static int oline_cmp(const void *a, const void *b)
@@ -1670,6 +1694,218 @@ static int ptrix_cmp(const void *a, const void *b)
     return 0;
 }
 
+/* A range line split into numbers and the rest ("(prio P, T): NAME"). */
+struct span {
+    uint64_t first, last, off;
+    const char *attr;
+    size_t attr_len;
+};
+
+static bool parse_span(const char *s, struct span *sp)
+{
+    size_t len = strlen(s);
+    if (len < 38 || !hex16(s, len, 2, &sp->first) ||
+        !hex16(s, len, 19, &sp->last)) {
+        return false;
+    }
+    sp->attr = s + 36;
+    sp->attr_len = len - 36;
+    sp->off = 0;
+    if (sp->attr_len > 18 && s[len - 18] == ' ' && s[len - 17] == '@' &&
+        hex16(s, len, len - 16, &sp->off)) {
+        sp->attr_len -= 18;
+    }
+    return true;
+}
+
+static bool span_same(const struct span *a, const struct span *b, uint64_t x)
+{
+    return a->attr_len == b->attr_len &&
+           memcmp(a->attr, b->attr, a->attr_len) == 0 &&
+           a->off + (x - a->first) == b->off + (x - b->first);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : (x > y);
+}
+
+/* Bytes rendered differently by two sorted, disjoint range lists. */
+static long double bytes_differ(const struct span *a, size_t na,
+                           const struct span *b, size_t nb)
+{
+    size_t nbd = 0;
+    uint64_t *bd = malloc((2 * (na + nb) + 1) * sizeof(*bd));
+    if (!bd) {
+        return 1e30L;
+    }
+    for (size_t i = 0; i < na; i++) {
+        bd[nbd++] = a[i].first;
+        if (a[i].last != UINT64_MAX) {
+            bd[nbd++] = a[i].last + 1;
+        }
+    }
+    for (size_t i = 0; i < nb; i++) {
+        bd[nbd++] = b[i].first;
+        if (b[i].last != UINT64_MAX) {
+            bd[nbd++] = b[i].last + 1;
+        }
+    }
+    qsort(bd, nbd, sizeof(*bd), u64_cmp);
+    long double bad = 0;
+    size_t i = 0, j = 0;
+    for (size_t k = 0; k < nbd; k++) {
+        if (k && bd[k] == bd[k - 1]) {
+            continue;
+        }
+        uint64_t x = bd[k];
+        uint64_t hi = UINT64_MAX;
+        for (size_t m = k + 1; m < nbd; m++) {
+            if (bd[m] != x) {
+                hi = bd[m] - 1;
+                break;
+            }
+        }
+        while (i < na && a[i].last < x) {
+            i++;
+        }
+        while (j < nb && b[j].last < x) {
+            j++;
+        }
+        const struct span *sa = i < na && a[i].first <= x ? &a[i] : NULL;
+        const struct span *sb = j < nb && b[j].first <= x ? &b[j] : NULL;
+        if (!sa && !sb) {
+            continue;
+        }
+        if (sa && sb && span_same(sa, sb, x)) {
+            continue;
+        }
+        bad += (long double)(hi - x) + 1.0L;
+    }
+    free(bd);
+    return bad;
+}
+
+static int add_hint(struct eval *e, size_t idx)
+{
+    for (size_t k = 0; k < e->nr_hints; k++) {
+        if (e->hints[k] == idx) {
+            return 0;
+        }
+    }
+    if (e->nr_hints == e->cap_hints) {
+        size_t n = e->cap_hints ? e->cap_hints * 2 : 16;
+        size_t *nh = realloc(e->hints, n * sizeof(*nh));
+        if (!nh) {
+            return -ENOMEM;
+        }
+        e->hints = nh;
+        e->cap_hints = n;
+    }
+    e->hints[e->nr_hints++] = idx;
+    return 0;
+}
+
+/* Aliases on the way to @gpa in @as become read-only candidates. */
+static int hint_path(struct eval *e, ms_as *as, uint64_t gpa,
+                     const struct ptrix *px, size_t n)
+{
+    struct ms_explanation *x;
+    int rc = ms_explain(as, gpa, &x);
+    if (rc) {
+        return rc == -ENOMEM ? rc : 0;
+    }
+    for (size_t k = 0; k < x->nr_steps && !rc; k++) {
+        if (!ms_region_alias_target(x->steps[k].region)) {
+            continue;
+        }
+        struct ptrix key = { .p = x->steps[k].region };
+        const struct ptrix *hit = bsearch(&key, px, n, sizeof(*px),
+                                          ptrix_cmp);
+        if (hit) {
+            rc = add_hint(e, hit->i);
+        }
+    }
+    ms_explanation_free(x);
+    return rc;
+}
+
+static int diff_block(struct eval *e, const struct oblock *ob,
+                      const struct fblock *fb, const struct ptrix *px,
+                      size_t npx)
+{
+    int rc = 0;
+    struct span *sa = malloc((ob->nr + 1) * sizeof(*sa));
+    struct span *sb = malloc((fb->nr_lines + 1) * sizeof(*sb));
+    size_t na = 0, nb = 0;
+    if (!sa || !sb) {
+        free(sa);
+        free(sb);
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < ob->nr; k++) {
+        na += parse_span(ob->lines[k].text, &sa[na]);
+    }
+    for (size_t k = 0; k < fb->nr_lines; k++) {
+        nb += parse_span(fb->lines[k], &sb[nb]);
+    }
+    e->bytes += bytes_differ(sa, na, sb, nb);
+    free(sa);
+    free(sb);
+    size_t x = 0, y = 0, ny = fb->nr_lines;
+    while (!rc && (x < ob->nr || y < ny)) {
+        int c = x == ob->nr ? 1
+                : y == ny   ? -1
+                            : strcmp(ob->lines[x].text, fb->lines[y]);
+        if (c == 0) {
+            x++;
+            y++;
+            continue;
+        }
+        e->lines++;
+        const char *text = c < 0 ? ob->lines[x].text : fb->lines[y];
+        if (ob->as) {
+            uint64_t gpa;
+            if (hex16(text, strlen(text), 2, &gpa)) {
+                rc = hint_path(e, ob->as, gpa, px, npx);
+            }
+        }
+        if (rc) {
+            break;
+        }
+        if (c < 0) {
+            if (e->nr_extra == e->cap_extra) {
+                size_t n = e->cap_extra ? e->cap_extra * 2 : 64;
+                struct oline *ne = realloc(e->extra, n * sizeof(*ne));
+                if (!ne) {
+                    return -ENOMEM;
+                }
+                e->extra = ne;
+                e->cap_extra = n;
+            }
+            struct oline *o = &e->extra[e->nr_extra];
+            o->text = ms__topo_strdup(ob->lines[x].text);
+            if (!o->text) {
+                return -ENOMEM;
+            }
+            struct ptrix key = { .p = ob->lines[x].mr };
+            const struct ptrix *hit = bsearch(&key, px, npx, sizeof(*px),
+                                              ptrix_cmp);
+            o->gpa = hit ? hit->i : NONE; /* description index */
+            o->mr = NULL;
+            o->as = NULL;
+            e->nr_extra++;
+            x++;
+        } else {
+            rc = push_str(&e->missing, &e->nr_missing, &e->cap_missing,
+                          fb->lines[y], strlen(fb->lines[y]));
+            y++;
+        }
+    }
+    return rc;
+}
+
 /* Build @t, render, compare with @f. */
 static int evaluate(const ms_topology *t, const struct flat *f,
                     struct eval *e)
@@ -1688,25 +1924,30 @@ static int evaluate(const ms_topology *t, const struct flat *f,
     struct oblock *ob = NULL;
     size_t nob = 0;
     ms_as **as_list = NULL;
+    struct ptrix *px = NULL;
+    bool *done = NULL, *fused = NULL;
     if (rc) {
         goto out;
     }
     size_t nas = t->nr_as;
     as_list = calloc(nas ? nas : 1, sizeof(*as_list));
     ob = calloc(nas ? nas : 1, sizeof(*ob));
-    if (!as_list || !ob) {
+    px = malloc((t->nr ? t->nr : 1) * sizeof(*px));
+    done = calloc(nas ? nas : 1, sizeof(*done));
+    fused = calloc(f->nr ? f->nr : 1, sizeof(*fused));
+    if (!as_list || !ob || !px || !done || !fused) {
         rc = -ENOMEM;
         goto out;
     }
+    for (size_t r = 0; r < t->nr; r++) {
+        px[r].p = ms__topo_map_at(map, r);
+        px[r].i = r;
+    }
+    qsort(px, t->nr, sizeof(*px), ptrix_cmp);
     for (size_t a = 0; a < nas; a++) {
         as_list[a] = ms_topology_map_as(map, t->as[a].id);
     }
     /* Group by view, as `info mtree -f` does. */
-    bool *done = calloc(nas ? nas : 1, sizeof(*done));
-    if (!done) {
-        rc = -ENOMEM;
-        goto out;
-    }
     for (size_t a = 0; a < nas && !rc; a++) {
         if (done[a] || !as_list[a]) {
             continue;
@@ -1746,6 +1987,7 @@ static int evaluate(const ms_topology *t, const struct flat *f,
         free(tmp.as_lines);
         struct oblock *o = &ob[nob++];
         o->key = tmp.key;
+        o->as = as_list[a];
         size_t nr = ms_flatview_nr_ranges(fv);
         o->lines = calloc(nr ? nr : 1, sizeof(*o->lines));
         if (!o->lines) {
@@ -1769,16 +2011,8 @@ static int evaluate(const ms_topology *t, const struct flat *f,
         }
         qsort(o->lines, o->nr, sizeof(*o->lines), oline_cmp);
     }
-    free(done);
-    if (rc) {
-        goto out;
-    }
-    /* Pair blocks by key; diff their lines. */
-    bool *fused = calloc(f->nr ? f->nr : 1, sizeof(*fused));
-    if (!fused) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    /* Pair blocks by key; a block without partner costs more than any
+     * byte difference. */
     for (size_t i = 0; i < nob && !rc; i++) {
         size_t match = NONE;
         for (size_t k = 0; k < f->nr; k++) {
@@ -1788,59 +2022,18 @@ static int evaluate(const ms_topology *t, const struct flat *f,
                 break;
             }
         }
-        const struct fblock *fb = match != NONE ? &f->b[match] : NULL;
-        size_t cap_e = e->cap_extra, cap_m = e->cap_missing;
-        if (fb) {
-            fused[match] = true;
-        } else {
-            e->score += 1000; /* a view that should not exist */
+        if (match == NONE) {
+            e->blocks++;
+            continue;
         }
-        size_t x = 0, y = 0, ny = fb ? fb->nr_lines : 0;
-        while (!rc && (x < ob[i].nr || y < ny)) {
-            int c = x == ob[i].nr ? 1
-                    : y == ny     ? -1
-                                  : strcmp(ob[i].lines[x].text, fb->lines[y]);
-            if (c == 0) {
-                x++;
-                y++;
-                continue;
-            }
-            e->score++;
-            if (c < 0) {
-                if (e->nr_extra == cap_e) {
-                    cap_e = cap_e ? cap_e * 2 : 64;
-                    struct oline *ne = realloc(e->extra,
-                                               cap_e * sizeof(*ne));
-                    if (!ne) {
-                        rc = -ENOMEM;
-                        break;
-                    }
-                    e->extra = ne;
-                }
-                e->extra[e->nr_extra] = ob[i].lines[x];
-                e->extra[e->nr_extra].text =
-                    ms__topo_strdup(ob[i].lines[x].text);
-                if (!e->extra[e->nr_extra].text) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                e->nr_extra++;
-                x++;
-            } else {
-                rc = push_str(&e->missing, &e->nr_missing, &cap_m,
-                              fb->lines[y], strlen(fb->lines[y]));
-                y++;
-            }
-        }
-        e->cap_extra = cap_e;
-        e->cap_missing = cap_m;
+        fused[match] = true;
+        rc = diff_block(e, &ob[i], &f->b[match], px, t->nr);
     }
-    for (size_t k = 0; k < f->nr; k++) {
+    for (size_t k = 0; k < f->nr && !rc; k++) {
         if (!fused[k]) {
-            e->score += 1000 + (long)f->b[k].nr_lines;
+            e->blocks++;
         }
     }
-    free(fused);
 out:
     for (size_t i = 0; i < nob; i++) {
         free(ob[i].key);
@@ -1851,32 +2044,9 @@ out:
     }
     free(ob);
     free(as_list);
-    /* The extra lines' region pointers die with the system: translate
-     * them to description indexes before freeing (done by the caller
-     * through e->extra[].mr while the system lives). */
-    if (!rc && e->nr_extra) {
-        struct ptrix *px = malloc(t->nr * sizeof(*px));
-        if (!px) {
-            rc = -ENOMEM;
-        }
-        for (size_t r = 0; px && r < t->nr; r++) {
-            px[r].p = ms__topo_map_at(map, r);
-            px[r].i = r;
-        }
-        if (px) {
-            qsort(px, t->nr, sizeof(*px), ptrix_cmp);
-        }
-        for (size_t i = 0; px && i < e->nr_extra; i++) {
-            struct ptrix key = { .p = e->extra[i].mr };
-            struct ptrix *hit = bsearch(&key, px, t->nr, sizeof(*px),
-                                        ptrix_cmp);
-            /* gpa is reused for the description index from here on. */
-            e->extra[i].gpa = hit ? hit->i : NONE;
-            e->extra[i].mr = NULL;
-            e->extra[i].as = NULL;
-        }
-        free(px);
-    }
+    free(px);
+    free(done);
+    free(fused);
     ms_topology_map_free(map);
     ms_system_free(sys);
     ramdev_free(&rd);
@@ -1941,30 +2111,20 @@ static int add_cand(struct cand **c, size_t *nr, size_t *cap, size_t region,
     return 0;
 }
 
-/*
- * Readonly candidates: aliases on the way to regions named like the line.
- * Every alias whose target chain ends in a region of that name qualifies.
- */
-static int ro_cands(const ms_topology *t, const unsigned char *ambig,
-                    const char *name, struct cand **c, size_t *nr,
-                    size_t *cap)
+static bool eval_zero(const struct eval *e)
 {
-    for (size_t i = 0; i < t->nr; i++) {
-        if (!(ambig[i] & AMB_RO)) {
-            continue;
-        }
-        size_t x = t->r[i].target;
-        while (x != NONE && t->r[x].kind == MS_REGION_ALIAS) {
-            x = t->r[x].target;
-        }
-        if (x != NONE && t->r[x].name && strcmp(t->r[x].name, name) == 0) {
-            int rc = add_cand(c, nr, cap, i, AMB_RO);
-            if (rc) {
-                return rc;
-            }
-        }
+    return !e->blocks && e->bytes == 0 && !e->lines;
+}
+
+static bool eval_better(const struct eval *a, const struct eval *b)
+{
+    if (a->blocks != b->blocks) {
+        return a->blocks < b->blocks;
     }
-    return 0;
+    if (a->bytes != b->bytes) {
+        return a->bytes < b->bytes;
+    }
+    return a->lines < b->lines;
 }
 
 static int infer(struct imp *I, ms_topology *t, const struct flat *f)
@@ -1977,7 +2137,7 @@ static int infer(struct imp *I, ms_topology *t, const struct flat *f)
     unsigned builds = 1;
     struct cand *c = NULL;
     size_t nc = 0, capc = 0;
-    while (cur.score > 0 && builds < 4000) {
+    while (!eval_zero(&cur) && builds < 4000) {
         nc = 0;
         for (size_t k = 0; k < cur.nr_extra && !rc; k++) {
             size_t r = cur.extra[k].gpa;
@@ -1990,11 +2150,6 @@ static int infer(struct imp *I, ms_topology *t, const struct flat *f)
             if (!rc && (I->ambig[r] & AMB_SIZE)) {
                 rc = add_cand(&c, &nc, &capc, r, AMB_SIZE);
             }
-            char *name = line_name(cur.extra[k].text);
-            if (!rc && name) {
-                rc = ro_cands(t, I->ambig, name, &c, &nc, &capc);
-            }
-            free(name);
         }
         for (size_t k = 0; k < cur.nr_missing && !rc; k++) {
             char *name = line_name(cur.missing[k]);
@@ -2012,10 +2167,12 @@ static int infer(struct imp *I, ms_topology *t, const struct flat *f)
                     rc = add_cand(&c, &nc, &capc, r, AMB_SIZE);
                 }
             }
-            if (!rc) {
-                rc = ro_cands(t, I->ambig, name, &c, &nc, &capc);
-            }
             free(name);
+        }
+        for (size_t k = 0; k < cur.nr_hints && !rc; k++) {
+            if (I->ambig[cur.hints[k]] & AMB_RO) {
+                rc = add_cand(&c, &nc, &capc, cur.hints[k], AMB_RO);
+            }
         }
         /* Aliases of size 0/1 whose target shows up. */
         for (size_t r = 0; r < t->nr && !rc && cur.nr_missing; r++) {
@@ -2036,7 +2193,7 @@ static int infer(struct imp *I, ms_topology *t, const struct flat *f)
             if (rc == -ENOMEM) {
                 break;
             }
-            if (!rc && e.score < cur.score) {
+            if (!rc && eval_better(&e, &cur)) {
                 eval_free(&cur);
                 cur = e;
                 improved = true;
@@ -2089,7 +2246,7 @@ static int settle(struct imp *I, ms_topology *t, const struct flat *f)
             if (rc == -ENOMEM) {
                 return rc;
             }
-            if (rc || e.score == 0) {
+            if (rc || eval_zero(&e)) {
                 t->r[i].guessed |= what == AMB_TERM   ? MS_GUESS_TERMINATES
                                    : what == AMB_SIZE ? MS_GUESS_SIZE
                                                       : MS_GUESS_READONLY;
