@@ -132,6 +132,40 @@ static void add_loser(struct builder *b, ms_region *r, uint64_t off,
     }
 }
 
+/* Inside a hole: the disabled regions that would otherwise answer. */
+static void hole_details(struct builder *b, ms_region *r, uint64_t off,
+                         unsigned depth)
+{
+    if (depth > 64 || b->err) {
+        return;
+    }
+    if (r->alias) {
+        if (ms__add_overflows(off, r->alias_offset)) {
+            return;
+        }
+        off += r->alias_offset;
+        r = r->alias;
+        if (!contains(r, off)) {
+            return;
+        }
+        if (!r->enabled) {
+            add_loser(b, r, off, MS_EXPLAIN_DISABLED, NULL);
+            return;
+        }
+    }
+    for (ms_region *s = r->sub_first; s; s = s->sib_next) {
+        uint64_t so;
+        if (!child_off(s, off, &so)) {
+            continue;
+        }
+        if (!s->enabled) {
+            add_loser(b, s, so, MS_EXPLAIN_DISABLED, NULL);
+        } else {
+            hole_details(b, s, so, depth + 1);
+        }
+    }
+}
+
 static void walk(struct builder *b, ms_region *cur, uint64_t off)
 {
     struct ms_explanation *e = b->e;
@@ -172,6 +206,7 @@ static void walk(struct builder *b, ms_region *cur, uint64_t off)
                 win_off = so;
             } else {
                 add_loser(b, s, so, MS_EXPLAIN_HOLE, NULL);
+                hole_details(b, s, so, 0);
             }
         }
         if (!win) {

@@ -182,13 +182,23 @@ static bool hex16(const char *s, size_t len, size_t at, uint64_t *out)
  * "START-LAST (prio P, [nv-]TYPE): " at @at; advances @at past it.
  * Returns 0 or the 1-based column of the problem.
  */
+/* Column (1-based) of the first non-hex digit of a HEX16 at @at. */
+static unsigned bad_hex_col(const char *s, size_t len, size_t at)
+{
+    size_t i = at;
+    while (i < len && i < at + 16 && hexval(s[i]) >= 0) {
+        i++;
+    }
+    return (unsigned)i + 1;
+}
+
 static unsigned parse_head(const char *s, size_t len, size_t *at,
                            uint64_t *start, uint64_t *last, int32_t *prio,
                            bool *nv, enum ty *ty)
 {
     size_t i = *at;
     if (!hex16(s, len, i, start)) {
-        return (unsigned)i + 1;
+        return bad_hex_col(s, len, i);
     }
     i += 16;
     if (i >= len || s[i] != '-') {
@@ -196,7 +206,7 @@ static unsigned parse_head(const char *s, size_t len, size_t *at,
     }
     i++;
     if (!hex16(s, len, i, last)) {
-        return (unsigned)i + 1;
+        return bad_hex_col(s, len, i);
     }
     i += 16;
     if (!starts(s + i, len - i, " (prio ")) {

@@ -111,6 +111,8 @@ static int check_keys(struct loader *L, json_t *obj, const char *path,
             }
         }
         if (!ok) {
+            char kp[600];
+            sub_path(kp, sizeof(kp), path, key);
             char list[256] = "";
             size_t len = 0;
             for (size_t i = 0; known[i] && len < sizeof(list); i++) {
@@ -118,7 +120,7 @@ static int check_keys(struct loader *L, json_t *obj, const char *path,
                                  i ? ", " : "", known[i]);
                 len += n > 0 ? (size_t)n : 0;
             }
-            return fail(L, path, "unknown key \"%s\" (expected one of: %s)",
+            return fail(L, kp, "unknown key \"%s\" (expected one of: %s)",
                         key, list);
         }
     }
@@ -617,7 +619,12 @@ static int load_doc(struct loader *L, json_t *doc)
     size_t dup;
     err = ms__topo_index(L->t, &dup);
     if (err == -EEXIST) {
-        size_t first = ms__topo_find(L->t, L->t->r[dup].id);
+        size_t first = MS__TOPO_NONE;
+        for (size_t i = 0; i < dup && first == MS__TOPO_NONE; i++) {
+            if (strcmp(L->t->r[i].id, L->t->r[dup].id) == 0) {
+                first = i;
+            }
+        }
         return fail(L, L->t->r[dup].where,
                     "duplicate id \"%s\" (also at %s; ids default to the "
                     "name, give one of them an explicit \"id\")",

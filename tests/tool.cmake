@@ -3,3 +3,7 @@
 # golden files of every command, bad-input tests.
 ms_test(tool_oracle LABELS oracle LIBS ms_testutil
         ARGS ${MEMSPACE_ORACLE_DIR})
+ms_test(tool_cli LABELS "unit;golden" LIBS ms_testutil
+        ARGS $<TARGET_FILE:memspace_tool>
+             ${CMAKE_CURRENT_SOURCE_DIR}/data/tool
+             ${CMAKE_CURRENT_SOURCE_DIR}/golden/tool)

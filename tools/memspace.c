@@ -153,18 +153,34 @@ static void note_guesses(const ms_topology *t, const char *path)
             continue;
         }
         count++;
-        fprintf(stderr, "%s: %s: note: guessed %s%s%s%s of \"%s\"\n", prog,
-                r.where, r.guessed & MS_GUESS_TERMINATES ? "kind" : "",
-                r.guessed & MS_GUESS_SIZE ? " size" : "",
-                r.guessed & MS_GUESS_READONLY ? " read-only flag" : "",
-                r.guessed & MS_GUESS_TARGET ? " alias target" : "", r.id);
+        char what[128] = "";
+        static const struct {
+            unsigned flag;
+            const char *text;
+        } g[] = {
+            { MS_GUESS_TERMINATES, "kind (container or i/o)" },
+            { MS_GUESS_SIZE, "size (0 or 1)" },
+            { MS_GUESS_READONLY, "read-only flag" },
+            { MS_GUESS_TARGET, "alias target" },
+        };
+        for (size_t k = 0; k < 4; k++) {
+            if (r.guessed & g[k].flag) {
+                size_t l = strlen(what);
+                snprintf(what + l, sizeof(what) - l, "%s%s", l ? ", " : "",
+                         g[k].text);
+            }
+        }
+        const char *line = strncmp(r.where, "line ", 5) == 0 ? r.where + 5
+                                                             : r.where;
+        fprintf(stderr, "%s:%s: note: guessed %s of \"%s\"\n", path, line,
+                what, r.id);
     }
     if (count) {
         fprintf(stderr,
-                "%s: %s: note: %zu region(s) have guessed properties (the "
-                "tree text cannot show them; give the `info mtree -f` text "
-                "with --flat to settle them)\n",
-                prog, path, count);
+                "%s: note: %zu region(s) have guessed properties (the "
+                "tree text cannot show them; the `info mtree -f` text "
+                "given with --flat settles those it shows)\n",
+                path, count);
     }
 }
 

@@ -18,8 +18,8 @@
 
 #include "tool.h"
 
-#define W 1400
-#define ROW 16
+#define COL_W 1400 /* each of the two columns */
+#define ROW 14
 #define GAP_ROW 10
 #define MAX_DEPTH_DRAWN 64
 
@@ -28,6 +28,7 @@ struct pic {
     char *buf;
     size_t len;
     int y;     /* next free row */
+    int x0;    /* left edge of the current column */
 };
 
 /* Length of the valid UTF-8 sequence at @s, or 0. */
@@ -118,7 +119,8 @@ static const char *kind_colour(ms_region *r)
 static void text(struct pic *p, int x, int y, const char *style,
                  const char *s)
 {
-    fprintf(p->f, "<text x=\"%d\" y=\"%d\"%s>", x, y, style ? style : "");
+    fprintf(p->f, "<text x=\"%d\" y=\"%d\"%s>", p->x0 + x, y,
+            style ? style : "");
     esc(p->f, s);
     fputs("</text>\n", p->f);
 }
@@ -161,7 +163,7 @@ static void legend(struct pic *p)
         fprintf(p->f,
                 "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"12\" "
                 "fill=\"%s\" stroke=\"#555\"/>\n",
-                x, p->y, items[i].colour);
+                p->x0 + x, p->y, items[i].colour);
         text(p, x + 18, p->y + 11, NULL, items[i].label);
         x += 40 + 8 * (int)strlen(items[i].label);
     }
@@ -231,7 +233,7 @@ static void view_panel(struct pic *p, struct built *b, ms_as **group,
                     "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
                     "fill=\"#f0f0f0\" stroke=\"#bbb\" "
                     "stroke-dasharray=\"3,2\"/>\n",
-                    bar_x, p->y, bar_w, GAP_ROW);
+                    p->x0 + bar_x, p->y, bar_w, GAP_ROW);
             text(p, bar_x + bar_w + 10, p->y + 9,
                  " fill=\"#888\" font-size=\"9\"", s);
             p->y += GAP_ROW;
@@ -254,15 +256,15 @@ static void view_panel(struct pic *p, struct built *b, ms_as **group,
                      ms_region_name(fr.mr), fr.nonvolatile ? "nv-" : "",
                      type, h, v);
         }
-        text(p, 10, p->y + 12, " font-family=\"monospace\" font-size=\"11\"",
+        text(p, 10, p->y + 11, " font-family=\"monospace\" font-size=\"11\"",
              addr);
         fprintf(p->f,
                 "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
                 "fill=\"%s\" stroke=\"#333\"><title>",
-                bar_x, p->y, bar_w, ROW, type_colour(type));
+                p->x0 + bar_x, p->y, bar_w, ROW, type_colour(type));
         esc(p->f, label);
         fputs("</title></rect>\n", p->f);
-        text(p, bar_x + bar_w + 10, p->y + 12, NULL, label);
+        text(p, bar_x + bar_w + 10, p->y + 11, NULL, label);
         p->y += ROW;
         next = fr.last + 1;
         if (fr.last == UINT64_MAX) {
@@ -277,7 +279,7 @@ static void view_panel(struct pic *p, struct built *b, ms_as **group,
                 "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
                 "fill=\"#f0f0f0\" stroke=\"#bbb\" "
                 "stroke-dasharray=\"3,2\"/>\n",
-                bar_x, p->y, bar_w, GAP_ROW);
+                p->x0 + bar_x, p->y, bar_w, GAP_ROW);
         text(p, bar_x + bar_w + 10, p->y + 9,
              " fill=\"#888\" font-size=\"9\"", s);
         p->y += GAP_ROW;
@@ -329,11 +331,11 @@ static void tree_row(struct pic *p, ms_region *r, unsigned depth,
         snprintf(label + n, sizeof(label) - (size_t)n, "  [disabled]");
     }
     fprintf(p->f,
-            "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\" "
+            "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"11\" fill=\"%s\" "
             "stroke=\"#333\"%s/>\n",
-            x, p->y + 2, kind_colour(r),
+            p->x0 + x, p->y + 1, kind_colour(r),
             ms_region_enabled(r) ? "" : " fill-opacity=\"0.3\"");
-    text(p, x + 18, p->y + 12,
+    text(p, x + 18, p->y + 11,
          ms_region_enabled(r)
              ? " font-family=\"monospace\" font-size=\"11\""
              : " font-family=\"monospace\" font-size=\"11\" fill=\"#999\"",
@@ -435,6 +437,11 @@ int tool_draw_svg(struct built *b, FILE *out)
         }
         view_panel(&p, b, group, ng);
     }
+    /* The tree goes in a second column, so tall maps stay under the
+     * renderers' size limits (32767 pixels for librsvg). */
+    int left_height = p.y;
+    p.x0 = COL_W;
+    p.y = 10 + 30 + 28;
     text(&p, 10, p.y + 16, " font-weight=\"bold\" font-size=\"16\"",
          "Region tree");
     p.y += 26;
@@ -476,6 +483,7 @@ int tool_draw_svg(struct built *b, FILE *out)
     if (fclose(p.f) != 0) {
         rc = -EIO;
     }
+    int height = (p.y > left_height ? p.y : left_height) + 10;
     if (!rc) {
         fprintf(out,
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -483,7 +491,7 @@ int tool_draw_svg(struct built *b, FILE *out)
                 "height=\"%d\" viewBox=\"0 0 %d %d\" "
                 "font-family=\"sans-serif\" font-size=\"12\">\n"
                 "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-                W, p.y + 10, W, p.y + 10);
+                2 * COL_W, height, 2 * COL_W, height);
         fwrite(p.buf, 1, p.len, out);
         fputs("</svg>\n", out);
         rc = ferror(out) ? -EIO : 0;
