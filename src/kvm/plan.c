@@ -269,14 +269,19 @@ static uint64_t needed_slots(uint64_t size, uint64_t max)
 }
 
 /*
- * Compaction: every piece covered by more slots than it needs, all lying
- * inside it, gets the minimal set instead.  @keep flags the kept slots
- * (@kept, ascending); compacted ones are cleared.  @cr is rebuilt.
+ * Compaction: a piece covered by more slots than it needs, all lying
+ * inside it, gets the minimal set instead -- if it meets a deletion of
+ * this plan (@dels, ascending; the plan pauses for it anyway), or every
+ * such piece when @all (the slots would not fit otherwise).  @keep flags
+ * the kept slots (@kept, ascending); compacted ones are cleared.  @cr is
+ * rebuilt.
  */
 static int compact(const struct ms__kvm_piece *want, size_t nw,
                    const struct ms__kvm_slot *kept, bool *keep, size_t nk,
-                   uint64_t max, struct slotvec *cr, size_t *nr_compacted)
+                   const struct slotvec *dels, bool all, uint64_t max,
+                   struct slotvec *cr, size_t *nr_compacted)
 {
+    size_t d = 0;
     struct slotvec out = { 0 };
     size_t k = 0, c = 0;
     for (size_t i = 0; i < nw; i++) {
@@ -301,8 +306,16 @@ static int compact(const struct ms__kvm_piece *want, size_t nw,
                 inside = false;
             }
         }
+        bool touched = all;
+        while (d < dels->n && slot_last(&dels->v[d]) < a) {
+            d++;
+        }
+        if (!touched && d < dels->n) {
+            struct ms__kvm_slot ps = { .gpa = a, .size = p->size };
+            touched = any_overlap(&ps, 1, &dels->v[d], dels->n - d);
+        }
         int err = 0;
-        if (inside && count > needed_slots(p->size, max)) {
+        if (touched && inside && count > needed_slots(p->size, max)) {
             for (size_t j = k; j < k1; j++) {
                 if (keep[j]) {
                     keep[j] = false;
@@ -409,7 +422,10 @@ int ms__kvm_plan(const struct ms__kvm_slot *old, size_t nr_old,
     }
     bool pause = any_overlap(dels.v, dels.n, cr.v, cr.n);
 
-    /* 4. Compaction, when it costs no extra pause or is needed to fit. */
+    /*
+     * 4. Compaction, where a deletion already forces a pause, or where
+     * the slots would not fit otherwise.
+     */
     uint32_t limit = opts->max_slots;
     if (pause || kept.n + cr.n > limit) {
         bool *kk = calloc(kept.n ? kept.n : 1, sizeof(*kk));
@@ -420,8 +436,8 @@ int ms__kvm_plan(const struct ms__kvm_slot *old, size_t nr_old,
         for (size_t i = 0; i < kept.n; i++) {
             kk[i] = true;
         }
-        err = compact(want, nr_want, kept.v, kk, kept.n, max, &cr,
-                      &pl.nr_compacted);
+        err = compact(want, nr_want, kept.v, kk, kept.n, &dels,
+                      kept.n + cr.n > limit, max, &cr, &pl.nr_compacted);
         if (err < 0) {
             free(kk);
             goto out;

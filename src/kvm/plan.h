@@ -21,9 +21,11 @@
  *   each piece, split at max_slot_size.
  * - The plan must pause vCPUs iff a deleted slot overlaps a created one:
  *   only then would memory that stays mapped go through a transient hole.
- * - When a pause is needed anyway, or the slots would not fit, pieces
- *   covered by more slots than needed are compacted (their slots replaced
- *   by the minimal set), which bounds fragmentation.
+ * - A piece covered by more slots than it needs (holes filled after a
+ *   window closed) is compacted -- its slots replaced by the minimal set --
+ *   when a deletion of the plan meets it anyway (so the plan already
+ *   pauses), or when the slots would not fit otherwise.  This bounds
+ *   fragmentation without touching unrelated slots.
  * - Ids: deletions free theirs first; creations take the lowest free ids
  *   below the limit.  Creations that find none are dropped and counted in
  *   nr_unplaced (the caller reports -ENOSPC).
