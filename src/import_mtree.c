@@ -2142,7 +2142,9 @@ static int infer(struct imp *I, ms_topology *t, const struct flat *f)
     struct eval cur;
     int rc = evaluate(t, f, &cur);
     if (rc) {
-        return rc;
+        /* Cannot be built (e.g. a RAM size no host can map): keep the
+         * guesses; building it later reports the problem properly. */
+        return rc == -ENOMEM ? rc : 0;
     }
     unsigned builds = 1;
     struct cand *c = NULL;
