@@ -25,12 +25,17 @@ int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
     }
     fv->sys = sys;
     fv->refcnt = 1;
+    fv->ranges = ranges;
+    fv->nr = nr;
+    int err = ms__dispatch_build(fv); /* access path; before any ref */
+    if (err < 0) {
+        free(fv);
+        return err;
+    }
     fv->root = ms_region_ref(root);
     if (root) {
         root->fv_root_views++;
     }
-    fv->ranges = ranges;
-    fv->nr = nr;
     for (size_t i = 0; i < nr; i++) {
         ms_region_ref(ranges[i].mr);
     }
@@ -52,6 +57,7 @@ void ms__flatview_free_now(ms_flatview *fv)
         ms_region_unref(fv->ranges[i].mr);
     }
     ms_region_unref(fv->root);
+    ms__dispatch_free(fv);
     free(fv->ranges);
     free(fv);
 }

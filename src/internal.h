@@ -130,10 +130,66 @@ struct ms_region {
     /* Flat-view cache of the current render generation. */
     uint64_t fv_gen;
     ms_flatview *fv_cache;
+
+    /* Access path (access.c): re-entrancy guard key (never NULL). */
+    const void *guard_key;
+    bool guard_off;      /* ms_region_config.reentrant */
+    bool reentry_logged; /* atomic: a refused re-entry was logged */
+    /*
+     * DMA mappings of the RAM block still outstanding (atomic, any
+     * thread).  A region whose last reference goes while pinned is only
+     * detached; its block and struct wait on sys->zombies (region.c).
+     */
+    unsigned long pins;
+    ms_region *zombie_next;
 };
 
 /* A flat range (public struct ms_flat_range plus nothing else). */
 typedef struct ms_flat_range ms__fr;
+
+/*
+ * Access path: a view's dispatch table (dispatch.c), immutable once the
+ * view is published and read lock-free by access.c.  One entry per flat
+ * range with everything an access needs, snapshotted when the view is
+ * built (region flags the owner may change later are never read by
+ * readers), plus an address index (see dispatch.c for the encoding).
+ */
+struct ms__dent {
+    uint64_t gpa;    /* first address */
+    uint64_t last;   /* last address, inclusive */
+    uint64_t offset; /* region offset of gpa */
+    uint8_t *host;   /* the RAM block at gpa, NULL without one */
+    ms_region *mr;   /* terminating region */
+    const struct ms_region_ops *ops; /* used when not direct */
+    void *opaque;    /* passed to ops */
+    uint32_t flags;  /* MS__D_* */
+    uint32_t pad_;
+};
+
+#define MS__D_DIRECT_READ 0x01u  /* reads copy from host */
+#define MS__D_DIRECT_WRITE 0x02u /* writes copy to host */
+#define MS__D_RAM 0x04u          /* RAM, ROM, RAM device: clamp, attrs */
+#define MS__D_ROMD 0x08u         /* ROM device in ROMD mode */
+#define MS__D_GUARD 0x10u        /* re-entrancy guard applies */
+#define MS__D_DIRTY 0x20u        /* RAM writes mark dirty pages */
+
+struct ms__dnode {
+    uint64_t base;  /* first address the node covers */
+    uint64_t last;  /* last address it covers */
+    uint32_t shift; /* bucket = (gpa - base) >> shift */
+    uint32_t first; /* its first bucket */
+};
+
+#define MS__DB_NODE 0x80000000u /* bucket: index of a child node */
+#define MS__DB_IDX_BITS 28      /* bucket: first candidate entry */
+#define MS__DB_IDX_MASK ((1u << MS__DB_IDX_BITS) - 1)
+
+struct ms__dispatch {
+    const struct ms__dent *dents;
+    size_t nr;
+    const struct ms__dnode *nodes; /* NULL: no index (binary search) */
+    const uint32_t *buckets;
+};
 
 struct ms_flatview {
     ms_system *sys;
@@ -142,6 +198,7 @@ struct ms_flatview {
     ms__fr *ranges;
     size_t nr;
     struct ms__retired retired; /* on sys->retired once unreferenced */
+    struct ms__dispatch disp;   /* access path (dispatch.c) */
 };
 
 /* Listener private state. */
@@ -218,6 +275,13 @@ struct ms_system {
     struct ms__retired *retired;
     /* TSan happens-before anchor for grace periods (rcu.h). */
     char rcu_token;
+
+    /* Access path (access.c): the bounce buffer and its map clients. */
+    bool bounce_in_use;                /* atomic */
+    int map_lock;                      /* atomic spinlock of the list */
+    struct ms_map_client *map_clients; /* registration order */
+    /* Regions released while DMA-pinned (region.c). */
+    ms_region *zombies;
 
     /* First listener error of the last commit (or held operation). */
     struct ms_error_info last_error;
@@ -297,6 +361,54 @@ void ms__region_ioeventfds_free(ms_region *r);
  */
 bool ms__ioeventfd_consume(ms_region *r, uint64_t offset, unsigned size,
                            uint64_t data);
+
+_Static_assert(sizeof(struct ms__dent) == 64, "one cache line per entry");
+
+/* access.c: fill a dispatch entry from a flat range (owner thread). */
+void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr);
+
+/* dispatch.c: build and free a view's dispatch table. */
+int ms__dispatch_build(ms_flatview *fv);
+void ms__dispatch_free(ms_flatview *fv);
+const struct ms__dent *ms__dispatch_bsearch(const struct ms__dispatch *d,
+                                            uint64_t gpa);
+
+/*
+ * The entry containing @gpa, or NULL (unassigned).  Any thread, inside the
+ * read-side section that keeps the view alive.
+ */
+static inline const struct ms__dent *
+ms__dispatch_find(const struct ms__dispatch *d, uint64_t gpa)
+{
+    const struct ms__dnode *n = d->nodes;
+    if (!n) {
+        return ms__dispatch_bsearch(d, gpa);
+    }
+    for (;;) {
+        if (gpa < n->base || gpa > n->last) {
+            return NULL;
+        }
+        uint32_t b = d->buckets[n->first + ((gpa - n->base) >> n->shift)];
+        if (b & MS__DB_NODE) {
+            n = &d->nodes[b & ~MS__DB_NODE];
+            continue;
+        }
+        const struct ms__dent *e = &d->dents[b & MS__DB_IDX_MASK];
+        const struct ms__dent *end = e + (b >> MS__DB_IDX_BITS);
+        for (;;) {
+            if (gpa <= e->last) {
+                return gpa >= e->gpa ? e : NULL;
+            }
+            if (e == end) {
+                return NULL;
+            }
+            e++;
+        }
+    }
+}
+
+/* region.c: free pinned regions whose mappings are gone (owner thread). */
+void ms__region_reap(ms_system *sys);
 
 /* dirty.c */
 int ms__dirty_init(ms_region *r);

@@ -177,6 +177,9 @@ MS_EXPORT int ms_region_new(ms_system *sys,
     if (err < 0) {
         return err;
     }
+    if (sys->zombies) {
+        ms__region_reap(sys);
+    }
     ms_region *r = calloc(1, sizeof(*r));
     if (!r) {
         return -ENOMEM;
@@ -206,6 +209,10 @@ MS_EXPORT int ms_region_new(ms_system *sys,
         r->ops = cfg->ops;
         r->opaque = cfg->opaque;
     }
+    /* Re-entrancy guard key (access.c): device, else opaque, else self. */
+    r->guard_key = cfg->device ? cfg->device
+                               : cfg->opaque ? cfg->opaque : (void *)r;
+    r->guard_off = cfg->reentrant;
     if (r->has_block) {
         err = alloc_block(r, cfg);
         if (err < 0) {
@@ -330,9 +337,34 @@ static void region_destroy(ms_region *r)
     }
     ms_region *target = r->alias;
     region_unlink_sys(r);
-    region_release_storage(r);
-    free(r);
+    if (__atomic_load_n(&r->pins, __ATOMIC_ACQUIRE)) {
+        /*
+         * A DMA mapping (access.c) still uses the RAM block: keep it and
+         * the struct until ms__region_reap() sees the pins gone.  No view
+         * shows the region any more, so no new pin can be taken.
+         */
+        r->zombie_next = r->sys->zombies;
+        r->sys->zombies = r;
+    } else {
+        region_release_storage(r);
+        free(r);
+    }
     ms_region_unref(target);
+}
+
+void ms__region_reap(ms_system *sys)
+{
+    ms_region **pp = &sys->zombies;
+    while (*pp) {
+        ms_region *r = *pp;
+        if (__atomic_load_n(&r->pins, __ATOMIC_ACQUIRE)) {
+            pp = &r->zombie_next;
+            continue;
+        }
+        *pp = r->zombie_next;
+        region_release_storage(r);
+        free(r);
+    }
 }
 
 MS_EXPORT ms_region *ms_region_ref(ms_region *r)
@@ -345,8 +377,15 @@ MS_EXPORT ms_region *ms_region_ref(ms_region *r)
 
 MS_EXPORT void ms_region_unref(ms_region *r)
 {
-    if (r && !r->dying && ref_dec(r)) {
+    if (!r || r->dying) {
+        return;
+    }
+    ms_system *sys = r->sys;
+    if (ref_dec(r)) {
         region_destroy(r);
+    }
+    if (sys->zombies) {
+        ms__region_reap(sys);
     }
 }
 
@@ -381,6 +420,18 @@ void ms__region_free_all(ms_system *sys)
     while (sys->reg_first) {
         ms_region *r = sys->reg_first;
         region_unlink_sys(r);
+        region_release_storage(r);
+        free(r);
+    }
+    ms__region_reap(sys);
+    if (sys->zombies) {
+        ms__log(sys, MS_LOG_WARN,
+                "system freed with DMA mappings still outstanding; their "
+                "memory is released anyway");
+    }
+    while (sys->zombies) {
+        ms_region *r = sys->zombies;
+        sys->zombies = r->zombie_next;
         region_release_storage(r);
         free(r);
     }

@@ -17,6 +17,7 @@
 #include "memspace/dirty.h"
 #include "memspace/coalesced.h"
 #include "memspace/mtree.h"
+#include "memspace/access.h"
 #include "memspace/kvm.h"
 #include "memspace/topology.h" /* includes explain.h */
 

@@ -139,6 +139,15 @@ struct ms_region_config {
     /* I/O (required), ROM device (required); RAM device: ignored. */
     const struct ms_region_ops *ops;
     void *opaque; /**< passed to every callback */
+    /**
+     * I/O: re-entrancy guard key (access.h).  Regions with the same key are
+     * one device: an access that reaches a device from inside one of that
+     * device's callbacks on the same thread is refused.  NULL means
+     * @opaque, or the region itself if @opaque is NULL too.
+     */
+    const void *device;
+    /** I/O: the callbacks are re-entrant; no re-entrancy guard. */
+    bool reentrant;
 
     /* Alias: the target (referenced) and the window's offset in it. */
     ms_region *alias_target;

@@ -1,0 +1,1141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The access path: buffer and fixed-size accesses, MMIO dispatch, DMA
+ * mapping (docs/model.md section 7, docs/access.md).
+ *
+ * Threading.  Every access runs inside one RCU read-side section: it loads
+ * the address space's published view once and uses its dispatch table
+ * (dispatch.c) for every piece, so it sees one topology, and the view and
+ * every region it shows stay allocated until the section ends (the owner
+ * frees retired views only after a grace period).  The table's entries
+ * carry everything the access reads (host pointer, ops, flags copied from
+ * the region when the view was built), so readers never read region
+ * fields the owner thread may be changing.  Region fields read here are
+ * fixed at creation (kind, ops, opaque, RAM block, guard key, name).
+ *
+ * Per-thread state (the only mutable state outside an ms_system): a small
+ * last-hit cache (view table + entry index; a hint, checked against the
+ * current table on every use, so it can never return a range of a retired
+ * view) and the re-entrancy guard's stack of devices whose callbacks are
+ * running on this thread.
+ *
+ * Quirks kept on purpose (they are QEMU's observable behaviour): MMIO
+ * pieces may run past the end of the region decoding their first byte;
+ * fixed-size accesses straddling the end of a RAM range fail; a RAM region
+ * seen through a read-only alias is still written; ld/st ignore
+ * attrs.memory.  Deviations (memory safety): no access ever leaves a RAM
+ * block (QEMU overruns it in a few corner cases), see docs/access.md.
+ *
+ * liburcu's read-side lock is inlined (_LGPL_SOURCE): the call version
+ * costs about 10 ns per access, more than the rest of a RAM access.  The
+ * inlined functions are liburcu's small read-side helpers, written to stay
+ * under the ten-line limit of LGPL 2.1 section 5, and liburcu documents
+ * _LGPL_SOURCE for code under a GPL-compatible licence such as MIT.
+ * Define MEMSPACE_NO_URCU_INLINE to use the call version.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define MS__URCU_CALLS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MS__URCU_CALLS 1
+#endif
+#endif
+/*
+ * Sanitizer builds (ASan comes with UBSan in every preset) use the call
+ * version: liburcu's reader records are less aligned than its header
+ * declares, which UBSan reports in inlined code.
+ */
+#if !defined(MEMSPACE_NO_URCU_INLINE) && !defined(MS__URCU_CALLS)
+#define _LGPL_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memspace/access.h"
+
+#include "internal.h"
+
+#define HOST_BIG (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* Deepest nesting of device callbacks on one thread. */
+#define GUARD_DEPTH 16
+/* Chunk size of ms_as_fill() (QEMU's). */
+#define FILL_CHUNK 512
+
+/* ---- per-thread state --------------------------------------------------- */
+
+struct hit {
+    const struct ms__dispatch *d;
+    size_t idx;
+};
+
+struct tls_state {
+    struct hit hit[4];
+    unsigned depth;
+    const void *guard[GUARD_DEPTH];
+};
+
+/*
+ * initial-exec: no __tls_get_addr() call on the hot path in the shared
+ * library (a little static TLS, which glibc reserves for such libraries).
+ */
+static __thread struct tls_state tls
+    __attribute__((tls_model("initial-exec")));
+
+static ALWAYS_INLINE const struct ms__dent *
+find(const struct ms__dispatch *d, uint64_t gpa)
+{
+    struct hit *h = &tls.hit[((uintptr_t)d >> 5) & 3];
+    if (h->d == d && h->idx < d->nr) {
+        const struct ms__dent *e = &d->dents[h->idx];
+        if (gpa - e->gpa <= e->last - e->gpa) {
+            return e;
+        }
+    }
+    const struct ms__dent *e = ms__dispatch_find(d, gpa);
+    if (e) {
+        h->d = d;
+        h->idx = (size_t)(e - d->dents);
+    }
+    return e;
+}
+
+/* ---- ops that are not the caller's --------------------------------------- */
+
+static bool reject_all(void *opaque, uint64_t offset, unsigned size,
+                       bool is_write, struct ms_attrs attrs)
+{
+    (void)opaque, (void)offset, (void)size, (void)is_write, (void)attrs;
+    return false;
+}
+
+/*
+ * QEMU's "unassigned" ops: every access is invalid.  Holes, reservations,
+ * and RAM/ROM pieces that are not accessed directly (ROM writes, accesses
+ * straddling the end of a RAM range) use them.
+ */
+static const struct ms_region_ops unassigned_ops = {
+    .endianness = MS_ENDIAN_NATIVE,
+    .valid.accepts = reject_all,
+};
+
+/* RAM devices: one load or store of exactly the access size, host order. */
+
+typedef struct {
+    uint16_t v;
+} __attribute__((packed, may_alias)) u16_un;
+typedef struct {
+    uint32_t v;
+} __attribute__((packed, may_alias)) u32_un;
+typedef struct {
+    uint64_t v;
+} __attribute__((packed, may_alias)) u64_un;
+
+static bool ramdev_fits(const ms_region *mr, uint64_t offset, unsigned size)
+{
+    return offset < mr->block_size && size <= mr->block_size - offset;
+}
+
+static ms_tx_result ramdev_read(void *opaque, uint64_t offset,
+                                uint64_t *value, unsigned size,
+                                struct ms_attrs attrs)
+{
+    const ms_region *mr = opaque;
+    (void)attrs;
+    if (!ramdev_fits(mr, offset, size)) {
+        return MS_TX_DECODE_ERROR; /* never past the caller's memory */
+    }
+    const volatile uint8_t *p = (const uint8_t *)mr->host + offset;
+    switch (size) {
+    case 1:
+        *value = *p;
+        break;
+    case 2:
+        *value = ((const volatile u16_un *)p)->v;
+        break;
+    case 4:
+        *value = ((const volatile u32_un *)p)->v;
+        break;
+    case 8:
+        *value = ((const volatile u64_un *)p)->v;
+        break;
+    default:
+        return MS_TX_DECODE_ERROR;
+    }
+    return MS_TX_OK;
+}
+
+static ms_tx_result ramdev_write(void *opaque, uint64_t offset,
+                                 uint64_t value, unsigned size,
+                                 struct ms_attrs attrs)
+{
+    const ms_region *mr = opaque;
+    (void)attrs;
+    if (!ramdev_fits(mr, offset, size)) {
+        return MS_TX_DECODE_ERROR;
+    }
+    volatile uint8_t *p = (uint8_t *)mr->host + offset;
+    switch (size) {
+    case 1:
+        *p = (uint8_t)value;
+        break;
+    case 2:
+        ((volatile u16_un *)p)->v = (uint16_t)value;
+        break;
+    case 4:
+        ((volatile u32_un *)p)->v = (uint32_t)value;
+        break;
+    case 8:
+        ((volatile u64_un *)p)->v = value;
+        break;
+    default:
+        return MS_TX_DECODE_ERROR;
+    }
+    return MS_TX_OK;
+}
+
+static const struct ms_region_ops ramdev_ops = {
+    .read_with_attrs = ramdev_read,
+    .write_with_attrs = ramdev_write,
+    .endianness = HOST_BIG ? MS_ENDIAN_BIG : MS_ENDIAN_LITTLE,
+    .valid = { .min_access_size = 1, .max_access_size = 8,
+               .unaligned = true },
+    .impl = { .min_access_size = 1, .max_access_size = 8,
+              .unaligned = true },
+};
+
+/* ---- dispatch entries (built by dispatch.c on the owner thread) --------- */
+
+void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
+{
+    ms_region *mr = fr->mr;
+    uint32_t f = 0;
+    memset(e, 0, sizeof(*e));
+    e->gpa = fr->gpa;
+    e->last = fr->last;
+    e->offset = fr->offset;
+    e->mr = mr;
+    e->ops = &unassigned_ops;
+    bool block = mr->has_block && mr->host && fr->offset < mr->block_size;
+    if (block) {
+        e->host = (uint8_t *)mr->host + fr->offset;
+    }
+    switch (mr->kind) {
+    case MS_REGION_RAM:
+    case MS_REGION_ROM:
+        f |= MS__D_RAM;
+        if (block) {
+            f |= MS__D_DIRECT_READ;
+            if (!mr->readonly) {
+                f |= MS__D_DIRECT_WRITE;
+            }
+        }
+        break;
+    case MS_REGION_RAM_DEVICE:
+        f |= MS__D_RAM;
+        e->ops = &ramdev_ops;
+        e->opaque = mr;
+        break;
+    case MS_REGION_ROM_DEVICE:
+        e->ops = mr->ops;
+        e->opaque = mr->opaque;
+        if (fr->romd && block) {
+            f |= MS__D_DIRECT_READ | MS__D_ROMD;
+        }
+        break;
+    case MS_REGION_IO:
+        e->ops = mr->ops;
+        e->opaque = mr->opaque;
+        if (!mr->readonly && !mr->guard_off) {
+            f |= MS__D_GUARD;
+        }
+        break;
+    default: /* reservations; containers and aliases never terminate */
+        break;
+    }
+    if (block && fr->dirty_log_mask) {
+        f |= MS__D_DIRTY;
+    }
+    e->flags = f;
+}
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static ALWAYS_INLINE const struct ms_region_ops *
+ops_of(const struct ms__dent *e)
+{
+    return e ? e->ops : &unassigned_ops;
+}
+
+static ALWAYS_INLINE void *opaque_of(const struct ms__dent *e)
+{
+    return e ? e->opaque : NULL;
+}
+
+static ALWAYS_INLINE uint64_t bswap_sized(uint64_t v, unsigned size)
+{
+    switch (size) {
+    case 2:
+        return __builtin_bswap16((uint16_t)v);
+    case 4:
+        return __builtin_bswap32((uint32_t)v);
+    case 8:
+        return __builtin_bswap64(v);
+    default:
+        return v;
+    }
+}
+
+static ALWAYS_INLINE uint64_t load_ord(const uint8_t *p, unsigned size,
+                                       bool big)
+{
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (size) {
+    case 1:
+        return *p;
+    case 2:
+        memcpy(&v16, p, 2);
+        return big != HOST_BIG ? __builtin_bswap16(v16) : v16;
+    case 4:
+        memcpy(&v32, p, 4);
+        return big != HOST_BIG ? __builtin_bswap32(v32) : v32;
+    default:
+        memcpy(&v64, p, 8);
+        return big != HOST_BIG ? __builtin_bswap64(v64) : v64;
+    }
+}
+
+static ALWAYS_INLINE void store_ord(uint8_t *p, uint64_t v, unsigned size,
+                                    bool big)
+{
+    uint16_t v16;
+    uint32_t v32;
+    switch (size) {
+    case 1:
+        *p = (uint8_t)v;
+        break;
+    case 2:
+        v16 = (uint16_t)v;
+        v16 = big != HOST_BIG ? __builtin_bswap16(v16) : v16;
+        memcpy(p, &v16, 2);
+        break;
+    case 4:
+        v32 = (uint32_t)v;
+        v32 = big != HOST_BIG ? __builtin_bswap32(v32) : v32;
+        memcpy(p, &v32, 4);
+        break;
+    default:
+        v = big != HOST_BIG ? __builtin_bswap64(v) : v;
+        memcpy(p, &v, 8);
+        break;
+    }
+}
+
+/* Host-order value of the first @size bytes at @p (size 1, 2, 4 or 8). */
+static uint64_t load_host(const uint8_t *p, unsigned size)
+{
+    return load_ord(p, size, HOST_BIG);
+}
+
+static void store_host(uint8_t *p, uint64_t v, unsigned size)
+{
+    store_ord(p, v, size, HOST_BIG);
+}
+
+/* A copy between guest RAM and a caller buffer (they may overlap). */
+static ALWAYS_INLINE void copy(void *dst, const void *src, uint64_t n)
+{
+    switch (n) {
+    case 8:
+        __builtin_memmove(dst, src, 8);
+        break;
+    case 4:
+        __builtin_memmove(dst, src, 4);
+        break;
+    case 2:
+        __builtin_memmove(dst, src, 2);
+        break;
+    case 1:
+        __builtin_memmove(dst, src, 1);
+        break;
+    default:
+        memmove(dst, src, (size_t)n);
+        break;
+    }
+}
+
+static bool dev_big(const ms_system *sys, const struct ms_region_ops *ops)
+{
+    return ops->endianness == MS_ENDIAN_BIG ||
+           (ops->endianness == MS_ENDIAN_NATIVE && sys->big_endian);
+}
+
+static const char *name_of(const struct ms__dent *e)
+{
+    return e ? e->mr->name : "unassigned";
+}
+
+/* ---- translation ----------------------------------------------------------- */
+
+struct xlat {
+    const struct ms__dent *e; /* NULL: unassigned */
+    uint64_t offset;          /* in e->mr; the address itself if unassigned */
+    uint64_t l;               /* length, clamped to the range for RAM */
+};
+
+static ALWAYS_INLINE void translate_entry(const struct ms__dent *e,
+                                          uint64_t gpa, uint64_t len,
+                                          struct xlat *x)
+{
+    x->e = e;
+    x->l = len;
+    if (!e) {
+        x->offset = gpa;
+        return;
+    }
+    x->offset = e->offset + (gpa - e->gpa);
+    if (e->flags & MS__D_RAM) {
+        /* MMIO lengths are not clamped: registers may be wider (7.2). */
+        uint64_t room = e->last - gpa;
+        if (len - 1 > room) {
+            x->l = room + 1;
+        }
+    }
+}
+
+/* ---- MMIO dispatch (7.4) --------------------------------------------------- */
+
+/* Piece size of the buffer loop (7.4.1); @l >= 1. */
+static unsigned piece_size(const struct ms_region_ops *ops, uint64_t l,
+                           uint64_t offset)
+{
+    uint64_t max = ops->valid.max_access_size;
+    if (max == 0) {
+        max = 4;
+    } else if (max > 8) {
+        max = 8; /* the widest value a callback can carry */
+    }
+    if (!ops->impl.unaligned) {
+        uint64_t align = offset & (0 - offset);
+        if (align && align < max) {
+            max = align;
+        }
+    }
+    if (l > max) {
+        l = max;
+    }
+    unsigned n = 1;
+    while (n * 2 <= l) {
+        n *= 2;
+    }
+    return n;
+}
+
+static void log_invalid(ms_system *sys, const struct ms__dent *e,
+                        uint64_t offset, unsigned size, bool is_write,
+                        const char *why)
+{
+    ms__log(sys, MS_LOG_GUEST_ERROR,
+            "invalid %u-byte %s at offset 0x%llx of '%s': %s", size,
+            is_write ? "write" : "read", (unsigned long long)offset,
+            name_of(e), why);
+}
+
+/* Validity (7.4.2), in QEMU's order; logs what it refuses. */
+static bool access_ok(ms_system *sys, const struct ms__dent *e,
+                      uint64_t offset, unsigned size, bool is_write,
+                      struct ms_attrs attrs)
+{
+    const struct ms_region_ops *ops = ops_of(e);
+    const char *why;
+    if (ops->valid.accepts &&
+        !ops->valid.accepts(opaque_of(e), offset, size, is_write, attrs)) {
+        why = e ? "rejected by the device" : "nothing is mapped there";
+    } else if (!ops->valid.unaligned && (offset & (size - 1))) {
+        why = "unaligned";
+    } else if (ops->valid.max_access_size == 0) {
+        return true;
+    } else if (size > ops->valid.max_access_size ||
+               size < ops->valid.min_access_size) {
+        why = "size not allowed";
+    } else {
+        return true;
+    }
+    log_invalid(sys, e, offset, size, is_write, why);
+    return false;
+}
+
+/*
+ * Re-entrancy guard: push the entry's device on this thread's stack, or
+ * refuse if it is already there (its callback is running below us).
+ * Returns false to refuse.
+ */
+static bool guard_enter(ms_system *sys, const struct ms__dent *e,
+                        uint64_t offset)
+{
+    const void *key = e->mr->guard_key;
+    const char *why = NULL;
+    for (unsigned i = 0; i < tls.depth; i++) {
+        if (tls.guard[i] == key) {
+            why = "re-entrant access to a device from its own callback";
+            break;
+        }
+    }
+    if (!why && tls.depth == GUARD_DEPTH) {
+        why = "device callbacks nested too deeply";
+    }
+    if (!why) {
+        tls.guard[tls.depth++] = key;
+        return true;
+    }
+    if (!__atomic_exchange_n(&e->mr->reentry_logged, true,
+                             __ATOMIC_RELAXED)) {
+        ms__log(sys, MS_LOG_GUEST_ERROR,
+                "%s refused: region '%s', offset 0x%llx (logged once per "
+                "region)",
+                why, e->mr->name, (unsigned long long)offset);
+    }
+    return false;
+}
+
+/*
+ * The adjusted-size loop (7.4.4): @size bytes at @offset as callbacks of
+ * the sizes the ops implement.  @value is in the device's order.
+ */
+static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
+                                uint64_t offset, uint64_t *value,
+                                unsigned size, bool is_write,
+                                struct ms_attrs attrs)
+{
+    const struct ms_region_ops *ops = e->ops;
+    void *opaque = e->opaque;
+    unsigned amin = ops->impl.min_access_size;
+    unsigned amax = ops->impl.max_access_size;
+    amin = amin == 0 ? 1 : amin > 8 ? 8 : amin;
+    amax = amax == 0 ? 4 : amax > 8 ? 8 : amax;
+    unsigned step = size < amax ? size : amax;
+    if (step < amin) {
+        step = amin;
+    }
+    uint64_t mask = step >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * step)) - 1;
+    bool big = dev_big(sys, ops);
+    bool guarded = e->flags & MS__D_GUARD;
+    if (guarded && !guard_enter(sys, e, offset)) {
+        return MS_TX_ACCESS_ERROR;
+    }
+    ms_tx_result r = MS_TX_OK;
+    for (unsigned i = 0; i < size; i += step) {
+        int shift = big ? ((int)size - (int)step - (int)i) * 8 : (int)i * 8;
+        if (!is_write) {
+            uint64_t tmp;
+            if (ops->read) {
+                tmp = ops->read(opaque, offset + i, step);
+            } else if (ops->read_with_attrs) {
+                tmp = 0;
+                r |= ops->read_with_attrs(opaque, offset + i, &tmp, step,
+                                          attrs);
+            } else {
+                tmp = UINT64_MAX; /* no read callback: an open bus */
+            }
+            tmp &= mask;
+            *value |= shift >= 0 ? tmp << shift : tmp >> -shift;
+        } else {
+            uint64_t tmp = shift >= 0 ? *value >> shift : *value << -shift;
+            tmp &= mask;
+            if (ops->write) {
+                ops->write(opaque, offset + i, tmp, step);
+            } else if (ops->write_with_attrs) {
+                r |= ops->write_with_attrs(opaque, offset + i, tmp, step,
+                                           attrs);
+            }
+        }
+    }
+    if (guarded) {
+        tls.depth--;
+    }
+    return r;
+}
+
+/*
+ * memory_region_dispatch_read (7.4.3): @size bytes at @offset of @e (NULL:
+ * unassigned); @*value comes back in the requested order (@big).
+ */
+static ms_tx_result dispatch_read(ms_system *sys, const struct ms__dent *e,
+                                  uint64_t offset, uint64_t *value,
+                                  unsigned size, bool big,
+                                  struct ms_attrs attrs)
+{
+    *value = 0;
+    if (!access_ok(sys, e, offset, size, false, attrs)) {
+        return MS_TX_DECODE_ERROR;
+    }
+    /* Valid implies a real entry: unassigned ops accept nothing. */
+    ms_tx_result r = call_device(sys, e, offset, value, size, false, attrs);
+    if (big != dev_big(sys, e->ops)) {
+        *value = bswap_sized(*value, size);
+    }
+    return r;
+}
+
+static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
+                                   uint64_t offset, uint64_t value,
+                                   unsigned size, bool big,
+                                   struct ms_attrs attrs)
+{
+    if (!access_ok(sys, e, offset, size, true, attrs)) {
+        return MS_TX_DECODE_ERROR;
+    }
+    if (big != dev_big(sys, e->ops)) {
+        value = bswap_sized(value, size);
+    }
+    if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
+        return MS_TX_OK;
+    }
+    return call_device(sys, e, offset, &value, size, true, attrs);
+}
+
+/* ---- buffer accesses (7.7) ------------------------------------------------- */
+
+static void log_not_ram(ms_system *sys, const struct ms__dent *e,
+                        uint64_t gpa, uint64_t len)
+{
+    ms__log(sys, MS_LOG_GUEST_ERROR,
+            "access of %llu byte(s) at 0x%llx to non-RAM region '%s' "
+            "refused (memory-only requester)",
+            (unsigned long long)len, (unsigned long long)gpa, name_of(e));
+}
+
+/*
+ * The general loop: piece by piece, each translated in view @d.  @e is the
+ * entry of @gpa (already looked up).
+ */
+static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
+                            const struct ms__dent *e, uint64_t gpa,
+                            struct ms_attrs attrs, uint8_t *buf,
+                            uint64_t len, bool is_write)
+{
+    uint32_t direct = is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ;
+    ms_tx_result r = MS_TX_OK;
+    bool first = true;
+    for (;;) {
+        struct xlat x;
+        translate_entry(e, gpa, len, &x);
+        uint32_t f = e ? e->flags : 0;
+        uint64_t l = x.l;
+        if (attrs.memory && !(f & MS__D_RAM)) {
+            log_not_ram(sys, e, gpa, l);
+            if (first) {
+                return MS_TX_ACCESS_ERROR;
+            }
+            r |= MS_TX_ACCESS_ERROR; /* skipped, buffer untouched */
+        } else if (!(f & direct)) {
+            unsigned n = piece_size(ops_of(e), l, x.offset);
+            uint64_t v;
+            if (is_write) {
+                v = load_host(buf, n);
+                r |= dispatch_write(sys, e, x.offset, v, n, HOST_BIG, attrs);
+            } else {
+                r |= dispatch_read(sys, e, x.offset, &v, n, HOST_BIG, attrs);
+                store_host(buf, v, n);
+            }
+            l = n;
+        } else {
+            if (f & MS__D_ROMD) {
+                /* Not clamped to the range: only to the block (7.7). */
+                uint64_t room = e->mr->block_size - x.offset;
+                if (l > room) {
+                    l = room;
+                }
+            }
+            uint8_t *h = e->host + (gpa - e->gpa);
+            if (is_write) {
+                copy(h, buf, l);
+                if (f & MS__D_DIRTY) {
+                    ms__dirty_mark(e->mr, x.offset, l);
+                }
+            } else {
+                copy(buf, h, l);
+            }
+        }
+        first = false;
+        len -= l;
+        if (!len) {
+            return r;
+        }
+        gpa += l;
+        buf += l;
+        e = find(d, gpa);
+    }
+}
+
+static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
+                                     struct ms_attrs attrs, uint8_t *buf,
+                                     uint64_t len, bool is_write)
+{
+    if (!as || (!buf && len)) {
+        return MS_TX_DECODE_ERROR;
+    }
+    if (!len) {
+        return MS_TX_OK;
+    }
+    ms_system *sys = as->sys;
+    uint32_t fast = MS__D_RAM |
+                    (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ);
+    ms_tx_result r = MS_TX_OK;
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    const struct ms__dispatch *d = &fv->disp;
+    const struct ms__dent *e = find(d, gpa);
+    /* RAM fast path: one copy when the first range holds everything. */
+    if (e && (e->flags & fast) == fast && len - 1 <= e->last - gpa) {
+        uint8_t *h = e->host + (gpa - e->gpa);
+        if (is_write) {
+            copy(h, buf, len);
+            if (e->flags & MS__D_DIRTY) {
+                ms__dirty_mark(e->mr, e->offset + (gpa - e->gpa), len);
+            }
+        } else {
+            copy(buf, h, len);
+        }
+    } else {
+        r = rw_loop(sys, d, e, gpa, attrs, buf, len, is_write);
+    }
+    ms__rcu_read_unlock(&sys->rcu_token);
+    return r;
+}
+
+MS_EXPORT ms_tx_result ms_as_read(ms_as *as, uint64_t gpa,
+                                  struct ms_attrs attrs, void *buf,
+                                  uint64_t len)
+{
+    return rw(as, gpa, attrs, buf, len, false);
+}
+
+MS_EXPORT ms_tx_result ms_as_write(ms_as *as, uint64_t gpa,
+                                   struct ms_attrs attrs, const void *buf,
+                                   uint64_t len)
+{
+    /* Not written through: rw() only reads @buf when is_write. */
+    return rw(as, gpa, attrs, (uint8_t *)(uintptr_t)buf, len, true);
+}
+
+MS_EXPORT ms_tx_result ms_as_rw(ms_as *as, uint64_t gpa,
+                                struct ms_attrs attrs, void *buf,
+                                uint64_t len, bool is_write)
+{
+    return rw(as, gpa, attrs, buf, len, is_write);
+}
+
+MS_EXPORT ms_tx_result ms_as_fill(ms_as *as, uint64_t gpa,
+                                  struct ms_attrs attrs, uint8_t byte,
+                                  uint64_t len)
+{
+    uint8_t chunk[FILL_CHUNK];
+    memset(chunk, byte, sizeof(chunk));
+    if (!as) {
+        return MS_TX_DECODE_ERROR;
+    }
+    ms_tx_result r = MS_TX_OK;
+    while (len) {
+        uint64_t l = len < FILL_CHUNK ? len : FILL_CHUNK;
+        r |= ms_as_write(as, gpa, attrs, chunk, l);
+        gpa += l;
+        len -= l;
+    }
+    return r;
+}
+
+MS_EXPORT ms_tx_result ms_as_write_rom(ms_as *as, uint64_t gpa,
+                                       struct ms_attrs attrs,
+                                       const void *buf, uint64_t len)
+{
+    (void)attrs; /* QEMU translates with them; nothing here uses them */
+    if (!as || (!buf && len)) {
+        return MS_TX_DECODE_ERROR;
+    }
+    const uint8_t *src = buf;
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    const struct ms__dispatch *d = &fv->disp;
+    while (len) {
+        struct xlat x;
+        const struct ms__dent *e = find(d, gpa);
+        translate_entry(e, gpa, len, &x);
+        uint64_t l = x.l;
+        if (e && e->host && (e->flags & (MS__D_RAM | MS__D_ROMD))) {
+            uint64_t room = e->mr->block_size - x.offset;
+            if (l > room) {
+                l = room; /* QEMU would run past the block */
+            }
+            copy(e->host + (gpa - e->gpa), src, l);
+            if (e->flags & MS__D_DIRTY) {
+                ms__dirty_mark(e->mr, x.offset, l);
+            }
+        } else {
+            l = piece_size(ops_of(e), l, x.offset);
+        }
+        len -= l;
+        gpa += l;
+        src += l;
+    }
+    ms__rcu_read_unlock(&as->sys->rcu_token);
+    return MS_TX_OK;
+}
+
+MS_EXPORT bool ms_as_access_valid(ms_as *as, uint64_t gpa, uint64_t len,
+                                  bool is_write, struct ms_attrs attrs)
+{
+    if (!as) {
+        return false;
+    }
+    uint32_t direct = is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ;
+    bool ok = true;
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    const struct ms__dispatch *d = &fv->disp;
+    while (len) {
+        struct xlat x;
+        const struct ms__dent *e = find(d, gpa);
+        translate_entry(e, gpa, len, &x);
+        uint64_t l = x.l;
+        if (!e || !(e->flags & direct)) {
+            /* Quirk (7.7): the piece size uses the address, not offset. */
+            unsigned n = piece_size(ops_of(e), l, gpa);
+            if (!access_ok(as->sys, e, x.offset, n, is_write, attrs)) {
+                ok = false;
+                break;
+            }
+            l = n;
+        }
+        len -= l;
+        gpa += l;
+    }
+    ms__rcu_read_unlock(&as->sys->rcu_token);
+    return ok;
+}
+
+/* ---- fixed-size loads and stores (7.7) ------------------------------------ */
+
+enum order { ORD_LE, ORD_BE, ORD_TARGET };
+
+static ALWAYS_INLINE bool order_big(const ms_system *sys, enum order o)
+{
+    return o == ORD_BE || (o == ORD_TARGET && sys->big_endian);
+}
+
+static uint64_t ld_slow(ms_system *sys, const struct ms__dent *e,
+                        uint64_t gpa, unsigned size, bool big,
+                        struct ms_attrs attrs, ms_tx_result *r)
+{
+    uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
+    uint64_t v;
+    if (e && (e->flags & MS__D_ROMD) && size <= e->mr->block_size &&
+        offset <= e->mr->block_size - size) {
+        /* ROMD lengths are not clamped to the range (7.2). */
+        *r = MS_TX_OK;
+        return load_ord(e->host + (gpa - e->gpa), size, big);
+    }
+    /* Includes RAM straddling its range end: the unassigned ops. */
+    *r = dispatch_read(sys, e, offset, &v, size, big, attrs);
+    return v;
+}
+
+static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa,
+                                 struct ms_attrs attrs, unsigned size,
+                                 enum order o, ms_tx_result *res)
+{
+    if (!as) {
+        if (res) {
+            *res = MS_TX_DECODE_ERROR;
+        }
+        return 0;
+    }
+    ms_system *sys = as->sys;
+    bool big = order_big(sys, o);
+    uint64_t v;
+    ms_tx_result r = MS_TX_OK;
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    const struct ms__dent *e = find(&fv->disp, gpa);
+    if (e && (e->flags & MS__D_DIRECT_READ) && size - 1 <= e->last - gpa) {
+        v = load_ord(e->host + (gpa - e->gpa), size, big);
+    } else {
+        v = ld_slow(sys, e, gpa, size, big, attrs, &r);
+    }
+    ms__rcu_read_unlock(&sys->rcu_token);
+    if (res) {
+        *res = r;
+    }
+    return v;
+}
+
+static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
+                                     struct ms_attrs attrs, unsigned size,
+                                     enum order o)
+{
+    if (!as) {
+        return MS_TX_DECODE_ERROR;
+    }
+    ms_system *sys = as->sys;
+    bool big = order_big(sys, o);
+    ms_tx_result r = MS_TX_OK;
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    const struct ms__dent *e = find(&fv->disp, gpa);
+    if (e && (e->flags & MS__D_DIRECT_WRITE) &&
+        size - 1 <= e->last - gpa) {
+        store_ord(e->host + (gpa - e->gpa), v, size, big);
+        if (e->flags & MS__D_DIRTY) {
+            ms__dirty_mark(e->mr, e->offset + (gpa - e->gpa), size);
+        }
+    } else {
+        uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
+        r = dispatch_write(sys, e, offset, v, size, big, attrs);
+    }
+    ms__rcu_read_unlock(&sys->rcu_token);
+    return r;
+}
+
+MS_EXPORT uint8_t ms_as_ldub(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                             ms_tx_result *res)
+{
+    return (uint8_t)ld(as, gpa, attrs, 1, ORD_LE, res);
+}
+
+#define MS__LD(name, type, size, ord)                                        \
+    MS_EXPORT type name(ms_as *as, uint64_t gpa, struct ms_attrs attrs,      \
+                        ms_tx_result *res)                                   \
+    {                                                                        \
+        return (type)ld(as, gpa, attrs, size, ord, res);                     \
+    }
+
+MS__LD(ms_as_lduw, uint16_t, 2, ORD_TARGET)
+MS__LD(ms_as_lduw_le, uint16_t, 2, ORD_LE)
+MS__LD(ms_as_lduw_be, uint16_t, 2, ORD_BE)
+MS__LD(ms_as_ldl, uint32_t, 4, ORD_TARGET)
+MS__LD(ms_as_ldl_le, uint32_t, 4, ORD_LE)
+MS__LD(ms_as_ldl_be, uint32_t, 4, ORD_BE)
+MS__LD(ms_as_ldq, uint64_t, 8, ORD_TARGET)
+MS__LD(ms_as_ldq_le, uint64_t, 8, ORD_LE)
+MS__LD(ms_as_ldq_be, uint64_t, 8, ORD_BE)
+
+#define MS__ST(name, type, size, ord)                                        \
+    MS_EXPORT ms_tx_result name(ms_as *as, uint64_t gpa, type val,           \
+                                struct ms_attrs attrs)                       \
+    {                                                                        \
+        return st(as, gpa, val, attrs, size, ord);                           \
+    }
+
+MS__ST(ms_as_stb, uint8_t, 1, ORD_LE)
+MS__ST(ms_as_stw, uint16_t, 2, ORD_TARGET)
+MS__ST(ms_as_stw_le, uint16_t, 2, ORD_LE)
+MS__ST(ms_as_stw_be, uint16_t, 2, ORD_BE)
+MS__ST(ms_as_stl, uint32_t, 4, ORD_TARGET)
+MS__ST(ms_as_stl_le, uint32_t, 4, ORD_LE)
+MS__ST(ms_as_stl_be, uint32_t, 4, ORD_BE)
+MS__ST(ms_as_stq, uint64_t, 8, ORD_TARGET)
+MS__ST(ms_as_stq_le, uint64_t, 8, ORD_LE)
+MS__ST(ms_as_stq_be, uint64_t, 8, ORD_BE)
+
+/* ---- mapping for DMA (7.9) -------------------------------------------------
+ *
+ * Direct mappings pin their region (an atomic count any thread may change)
+ * instead of referencing it: region lifetimes belong to the owner thread,
+ * which keeps a released but pinned region's block until the pins are gone
+ * (region.c).  The pin is taken inside the read-side section, while the
+ * published view still shows the region.
+ *
+ * Bounce buffer: QEMU 7.2's rule, one per system, at most a target page.
+ * The map-client list is short and cold; a spinlock guards it.
+ */
+
+static void clients_lock(ms_system *sys)
+{
+    while (__atomic_exchange_n(&sys->map_lock, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&sys->map_lock, __ATOMIC_RELAXED)) {
+            sched_yield();
+        }
+    }
+}
+
+static void clients_unlock(ms_system *sys)
+{
+    __atomic_store_n(&sys->map_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* Notify (and unregister) every client, one at a time, unlocked. */
+static void clients_notify(ms_system *sys)
+{
+    for (;;) {
+        clients_lock(sys);
+        struct ms_map_client *c = sys->map_clients;
+        if (c) {
+            sys->map_clients = c->next_;
+            c->next_ = NULL;
+            c->registered_ = false;
+        }
+        clients_unlock(sys);
+        if (!c) {
+            return;
+        }
+        c->notify(c->opaque);
+    }
+}
+
+MS_EXPORT int ms_map_client_register(ms_system *sys, struct ms_map_client *c)
+{
+    if (!sys || !c || !c->notify) {
+        return -EINVAL;
+    }
+    clients_lock(sys);
+    if (c->registered_) {
+        clients_unlock(sys);
+        return -EEXIST;
+    }
+    struct ms_map_client **pp = &sys->map_clients;
+    while (*pp) {
+        pp = &(*pp)->next_;
+    }
+    c->next_ = NULL;
+    c->registered_ = true;
+    *pp = c;
+    bool free_now = !__atomic_load_n(&sys->bounce_in_use, __ATOMIC_ACQUIRE);
+    clients_unlock(sys);
+    if (free_now) {
+        clients_notify(sys);
+    }
+    return 0;
+}
+
+MS_EXPORT int ms_map_client_unregister(ms_system *sys,
+                                       struct ms_map_client *c)
+{
+    if (!sys || !c) {
+        return -EINVAL;
+    }
+    int err = -ENOENT;
+    clients_lock(sys);
+    for (struct ms_map_client **pp = &sys->map_clients; *pp;
+         pp = &(*pp)->next_) {
+        if (*pp == c) {
+            *pp = c->next_;
+            c->next_ = NULL;
+            c->registered_ = false;
+            err = 0;
+            break;
+        }
+    }
+    clients_unlock(sys);
+    return err;
+}
+
+MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len,
+                          bool is_write, struct ms_attrs attrs,
+                          struct ms_map *map)
+{
+    (void)attrs; /* translation does not depend on them without IOMMUs */
+    if (map) {
+        memset(map, 0, sizeof(*map));
+    }
+    if (!as || !len || !map || !*len) {
+        if (len) {
+            *len = 0;
+        }
+        return NULL;
+    }
+    ms_system *sys = as->sys;
+    uint64_t want = *len;
+    uint32_t direct = is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ;
+    struct xlat x;
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    const struct ms__dispatch *d = &fv->disp;
+    translate_entry(find(d, gpa), gpa, want, &x);
+    if (x.e && (x.e->flags & direct)) {
+        ms_region *mr = x.e->mr;
+        uint64_t done = x.l;
+        /* Extend over the same region at contiguous offsets. */
+        while (done < want) {
+            struct xlat y;
+            translate_entry(find(d, gpa + done), gpa + done, want - done,
+                            &y);
+            if (!y.e || y.e->mr != mr || y.offset != x.offset + done) {
+                break;
+            }
+            done += y.l;
+        }
+        uint64_t room = mr->block_size - x.offset;
+        if (done > room) {
+            done = room;
+        }
+        __atomic_add_fetch(&mr->pins, 1, __ATOMIC_ACQ_REL);
+        map->host = (uint8_t *)mr->host + x.offset;
+        map->len = done;
+        map->as_ = as;
+        map->mr_ = mr;
+        map->offset_ = x.offset;
+        map->is_write_ = is_write;
+        map->dirty_ = is_write && (x.e->flags & MS__D_DIRTY);
+        ms__rcu_read_unlock(&sys->rcu_token);
+        *len = done;
+        return map->host;
+    }
+    ms__rcu_read_unlock(&sys->rcu_token);
+
+    if (__atomic_exchange_n(&sys->bounce_in_use, true, __ATOMIC_ACQ_REL)) {
+        *len = 0;
+        return NULL;
+    }
+    uint64_t l = x.l < sys->target_page_size ? x.l : sys->target_page_size;
+    void *buf = NULL;
+    if (posix_memalign(&buf, sys->target_page_size, (size_t)l) != 0) {
+        __atomic_store_n(&sys->bounce_in_use, false, __ATOMIC_RELEASE);
+        *len = 0;
+        return NULL;
+    }
+    map->host = buf;
+    map->len = l;
+    map->as_ = as;
+    map->gpa_ = gpa;
+    map->is_write_ = is_write;
+    map->bounce_ = true;
+    if (!is_write) {
+        /* QEMU 7.2 fills it with unspecified attributes. */
+        (void)ms_as_read(as, gpa, MS_ATTRS_UNSPECIFIED, buf, l);
+    }
+    *len = l;
+    return buf;
+}
+
+MS_EXPORT void ms_as_unmap(struct ms_map *map, uint64_t access_len)
+{
+    if (!map || !map->host) {
+        return;
+    }
+    struct ms_map m = *map;
+    memset(map, 0, sizeof(*map));
+    if (access_len > m.len) {
+        access_len = m.len;
+    }
+    if (m.bounce_) {
+        ms_system *sys = m.as_->sys;
+        if (m.is_write_ && access_len) {
+            (void)ms_as_write(m.as_, m.gpa_, MS_ATTRS_UNSPECIFIED, m.host,
+                              access_len);
+        }
+        free(m.host);
+        __atomic_store_n(&sys->bounce_in_use, false, __ATOMIC_RELEASE);
+        clients_notify(sys);
+        return;
+    }
+    if (m.dirty_ && access_len) {
+        ms__dirty_mark(m.mr_, m.offset_, access_len);
+    }
+    __atomic_sub_fetch(&m.mr_->pins, 1, __ATOMIC_ACQ_REL);
+}

@@ -1,0 +1,1405 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The access path, rule by rule (memory-model.md section 7 and edge cases
+ * 45-59 of 10.5): buffer and fixed-size accesses over RAM, ROM, ROM
+ * devices, RAM devices, MMIO, reservations and holes; piece sizes, validity,
+ * the adjusted-size loop, endianness; attrs; loader writes; DMA maps and
+ * bounce buffers; dirty marking; ioeventfds; the re-entrancy guard.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+#define U MS_ATTRS_UNSPECIFIED
+#define PAGE 4096u
+
+/* ---- a scriptable device ------------------------------------------------ */
+
+struct call {
+    char kind; /* 'r' read, 'w' write, 'a' accepts */
+    uint64_t offset;
+    unsigned size;
+    uint64_t value;
+};
+
+struct dev {
+    struct ms_region_ops ops;
+    uint8_t regs[256]; /* register bytes, read in the device's order */
+    struct call calls[64];
+    int n;     /* calls recorded (at most 64) */
+    int total; /* calls made */
+    /* Re-entrancy scripting: from inside a callback, do @inner once. */
+    int inner; /* 0 none, 1 ldl of inner_gpa, 2 ms_as_write there */
+    ms_as *as;
+    uint64_t inner_gpa;
+    ms_tx_result inner_res;
+    int inner_calls;
+    ms_tx_result result; /* returned by *_with_attrs callbacks */
+    struct ms_attrs last_attrs;
+    bool reject;         /* accepts() says no */
+};
+
+static void dev_init(struct dev *d)
+{
+    memset(d, 0, sizeof(*d));
+    for (unsigned i = 0; i < sizeof(d->regs); i++) {
+        d->regs[i] = (uint8_t)(0x10 + i);
+    }
+}
+
+static void record(struct dev *d, char kind, uint64_t off, unsigned size,
+                   uint64_t v)
+{
+    d->total++;
+    if (d->n < 64) {
+        d->calls[d->n++] = (struct call){ kind, off, size, v };
+    }
+}
+
+static bool is_big(const struct dev *d)
+{
+    return d->ops.endianness == MS_ENDIAN_BIG;
+}
+
+static uint64_t regs_get(struct dev *d, uint64_t off, unsigned size)
+{
+    uint64_t v = 0;
+    for (unsigned k = 0; k < size; k++) {
+        uint64_t b = d->regs[(off + k) & 0xff];
+        v |= b << (8 * (is_big(d) ? size - 1 - k : k));
+    }
+    return v;
+}
+
+static void regs_set(struct dev *d, uint64_t off, unsigned size, uint64_t v)
+{
+    for (unsigned k = 0; k < size; k++) {
+        d->regs[(off + k) & 0xff] =
+            (uint8_t)(v >> (8 * (is_big(d) ? size - 1 - k : k)));
+    }
+}
+
+static void do_inner(struct dev *d)
+{
+    if (!d->inner) {
+        return;
+    }
+    int what = d->inner;
+    d->inner = 0; /* once */
+    d->inner_calls++;
+    if (what == 1) {
+        (void)ms_as_ldl_le(d->as, d->inner_gpa, U, &d->inner_res);
+    } else {
+        uint32_t v = 0x5a5a5a5a;
+        d->inner_res = ms_as_write(d->as, d->inner_gpa, U, &v, 4);
+    }
+}
+
+static uint64_t dev_read(void *opaque, uint64_t off, unsigned size)
+{
+    struct dev *d = opaque;
+    uint64_t v = regs_get(d, off, size);
+    record(d, 'r', off, size, v);
+    do_inner(d);
+    return v;
+}
+
+static void dev_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
+{
+    struct dev *d = opaque;
+    record(d, 'w', off, size, v);
+    regs_set(d, off, size, v);
+    do_inner(d);
+}
+
+static ms_tx_result dev_read_attrs(void *opaque, uint64_t off, uint64_t *v,
+                                   unsigned size, struct ms_attrs attrs)
+{
+    struct dev *d = opaque;
+    d->last_attrs = attrs;
+    *v = dev_read(opaque, off, size);
+    return d->result;
+}
+
+static ms_tx_result dev_write_attrs(void *opaque, uint64_t off, uint64_t v,
+                                    unsigned size, struct ms_attrs attrs)
+{
+    struct dev *d = opaque;
+    d->last_attrs = attrs;
+    dev_write(opaque, off, v, size);
+    return d->result;
+}
+
+static bool dev_accepts(void *opaque, uint64_t off, unsigned size,
+                        bool is_write, struct ms_attrs attrs)
+{
+    struct dev *d = opaque;
+    (void)attrs;
+    record(d, 'a', off, size, is_write);
+    return !d->reject;
+}
+
+static void dev_plain(struct dev *d)
+{
+    dev_init(d);
+    d->ops.read = dev_read;
+    d->ops.write = dev_write;
+}
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+static ms_system *sys;
+static ms_region *root;
+static ms_as *as;
+
+static void setup_cfg(const struct ms_system_config *cfg)
+{
+    REQUIRE(ms_system_new(cfg, &sys) == 0);
+    ms_system_set_log(sys, tu_log, NULL);
+    root = tu_container(sys, "system", MS_SIZE_FULL);
+    REQUIRE(ms_as_new(sys, root, "memory", &as) == 0);
+    tu_log_count = 0;
+}
+
+static void setup(void)
+{
+    setup_cfg(NULL);
+}
+
+static void teardown(void)
+{
+    ms_region_unref(root);
+    ms_system_free(sys);
+    sys = NULL;
+}
+
+static ms_region *add_region(struct ms_region_config cfg, uint64_t at,
+                             int32_t prio)
+{
+    ms_region *r;
+    REQUIRE(ms_region_new(sys, &cfg, &r) == 0);
+    REQUIRE(ms_region_add_prio(root, at, r, prio) == 0);
+    ms_region_unref(r);
+    return r;
+}
+
+static ms_region *add_ram(const char *name, uint64_t at, uint64_t size)
+{
+    return add_region((struct ms_region_config){ .kind = MS_REGION_RAM,
+                                                 .name = name,
+                                                 .size = size },
+                      at, 0);
+}
+
+static ms_region *add_io(const char *name, uint64_t at, uint64_t size,
+                         struct dev *d)
+{
+    return add_region((struct ms_region_config){ .kind = MS_REGION_IO,
+                                                 .name = name,
+                                                 .size = size,
+                                                 .ops = &d->ops,
+                                                 .opaque = d },
+                      at, 0);
+}
+
+static void fill_pattern(ms_region *r, uint8_t seed)
+{
+    uint8_t *h = ms_region_host(r);
+    for (uint64_t i = 0; i < ms_region_size(r); i++) {
+        h[i] = (uint8_t)(seed + i);
+    }
+}
+
+/* ---- RAM ------------------------------------------------------------------ */
+
+static void test_ram_basic(void)
+{
+    setup();
+    ms_region *a = add_ram("a", 0x1000, 0x1000);
+    ms_region *b = add_ram("b", 0x2000, 0x1000);
+    fill_pattern(a, 0);
+    fill_pattern(b, 0x80);
+    uint8_t *ha = ms_region_host(a), *hb = ms_region_host(b);
+
+    uint8_t buf[64];
+    CHECK_EQ(ms_as_read(as, 0x1008, U, buf, 8), MS_TX_OK);
+    CHECK(memcmp(buf, ha + 8, 8) == 0);
+    /* Straddling two RAM regions: two copies. */
+    CHECK_EQ(ms_as_read(as, 0x1ff0, U, buf, 32), MS_TX_OK);
+    CHECK(memcmp(buf, ha + 0xff0, 16) == 0);
+    CHECK(memcmp(buf + 16, hb, 16) == 0);
+    memset(buf, 0xc3, sizeof(buf));
+    CHECK_EQ(ms_as_write(as, 0x1ffc, U, buf, 8), MS_TX_OK);
+    CHECK_EQ(ha[0xffc], 0xc3);
+    CHECK_EQ(hb[3], 0xc3);
+    CHECK_EQ(hb[4], 0x84);
+    CHECK_EQ(ms_as_read(as, 0x1000, U, buf, 0), MS_TX_OK);
+    CHECK_EQ(ms_as_rw(as, 0x1000, U, buf, 4, false), MS_TX_OK);
+    CHECK(memcmp(buf, ha, 4) == 0);
+
+    /* Typed loads and stores, both orders, unaligned. */
+    ha[0x10] = 0x11, ha[0x11] = 0x22, ha[0x12] = 0x33, ha[0x13] = 0x44;
+    ms_tx_result r = 99;
+    CHECK_EQ(ms_as_ldl_le(as, 0x1010, U, &r), 0x44332211);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK_EQ(ms_as_ldl_be(as, 0x1010, U, NULL), 0x11223344);
+    CHECK_EQ(ms_as_ldl(as, 0x1010, U, NULL), 0x44332211); /* LE target */
+    CHECK_EQ(ms_as_lduw_be(as, 0x1011, U, NULL), 0x2233);
+    CHECK_EQ(ms_as_lduw_le(as, 0x1011, U, NULL), 0x3322);
+    CHECK_EQ(ms_as_ldub(as, 0x1013, U, NULL), 0x44);
+    CHECK_EQ(ms_as_stq_be(as, 0x1021, 0x0102030405060708ull, U), MS_TX_OK);
+    CHECK_EQ(ha[0x21], 1);
+    CHECK_EQ(ha[0x28], 8);
+    CHECK_EQ(ms_as_ldq_le(as, 0x1021, U, NULL), 0x0807060504030201ull);
+    CHECK_EQ(ms_as_stw_le(as, 0x1030, 0xbeef, U), MS_TX_OK);
+    CHECK_EQ(ms_as_stb(as, 0x1032, 0x7f, U), MS_TX_OK);
+    CHECK_EQ(ms_as_stl_be(as, 0x1034, 0xcafef00d, U), MS_TX_OK);
+    CHECK_EQ(ms_as_ldq_be(as, 0x1030, U, NULL), 0xefbe7f33cafef00dull);
+
+    /* ms_as_fill: 512-byte chunks over two regions, then into a hole. */
+    CHECK_EQ(ms_as_fill(as, 0x1f00, U, 0x5e, 0x300), MS_TX_OK);
+    CHECK_EQ(ha[0xf00], 0x5e);
+    CHECK_EQ(hb[0x1ff], 0x5e);
+    CHECK_EQ(hb[0x200], (uint8_t)(0x80 + 0x200));
+    CHECK_EQ(ms_as_fill(as, 0x2ff0, U, 0, 0x20), MS_TX_DECODE_ERROR);
+    CHECK_EQ(hb[0xfff], 0);
+
+    /* Caller errors never crash. */
+    CHECK_EQ(ms_as_read(NULL, 0, U, buf, 4), MS_TX_DECODE_ERROR);
+    CHECK_EQ(ms_as_read(as, 0, U, NULL, 4), MS_TX_DECODE_ERROR);
+    CHECK_EQ(ms_as_ldl_le(NULL, 0, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(ms_as_stl_le(NULL, 0, 0, U), MS_TX_DECODE_ERROR);
+    CHECK(!ms_as_access_valid(NULL, 0, 1, false, U));
+    teardown();
+}
+
+/* Item 59 and the translation clamp: RAM ranges end where they end. */
+static void test_ram_range_end(void)
+{
+    setup();
+    ms_region *a = add_ram("a", 0x1000, 0x100);
+    fill_pattern(a, 1);
+    ms_tx_result r;
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_ldl_le(as, 0x10fe, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(tu_log_count, 1);
+    CHECK_EQ(ms_as_stq_le(as, 0x10fc, 0, U), MS_TX_DECODE_ERROR);
+    CHECK_EQ(((uint8_t *)ms_region_host(a))[0xfc], (uint8_t)(1 + 0xfc));
+    /* The buffer path splits instead: 2 RAM bytes, then the hole. */
+    uint8_t buf[4] = { 9, 9, 9, 9 };
+    CHECK_EQ(ms_as_read(as, 0x10fe, U, buf, 4), MS_TX_DECODE_ERROR);
+    CHECK_EQ(buf[0], (uint8_t)(1 + 0xfe));
+    CHECK_EQ(buf[1], (uint8_t)(1 + 0xff));
+    CHECK_EQ(buf[2], 0);
+    CHECK_EQ(buf[3], 0);
+    teardown();
+}
+
+/* Items 45 and the wrap at 2^64: holes read 0 in pieces of at most 4. */
+static void test_holes(void)
+{
+    setup();
+    ms_region *a = add_ram("a", 0, 0x100);
+    fill_pattern(a, 0x40);
+    uint8_t buf[8];
+    memset(buf, 0xaa, sizeof(buf));
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_read(as, 0x10000, U, buf, 8), MS_TX_DECODE_ERROR);
+    CHECK_EQ(tu_log_count, 2); /* two 4-byte pieces, each refused */
+    for (int i = 0; i < 8; i++) {
+        CHECK_EQ(buf[i], 0);
+    }
+    ms_tx_result r;
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_ldq_le(as, 0x10000, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(tu_log_count, 1); /* one 8-byte dispatch */
+    CHECK(strstr(tu_last_log, "unassigned") != NULL);
+    /* Unaligned hole read: pieces 1, 2, 4, 1. */
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_read(as, 0x10001, U, buf, 8), MS_TX_DECODE_ERROR);
+    CHECK_EQ(tu_log_count, 4);
+    CHECK_EQ(ms_as_write(as, 0x10000, U, buf, 8), MS_TX_DECODE_ERROR);
+    /* Wrapping past 2^64 - 1 continues at 0. */
+    memset(buf, 0xaa, sizeof(buf));
+    CHECK_EQ(ms_as_read(as, UINT64_MAX - 3, U, buf, 8), MS_TX_DECODE_ERROR);
+    CHECK_EQ(buf[3], 0);
+    CHECK_EQ(buf[4], 0x40);
+    CHECK_EQ(buf[7], 0x43);
+    /* A hole piece runs past the start of the next region (7.4.1). */
+    ms_region *b = add_ram("b", 0x20002, 0x10);
+    fill_pattern(b, 0x70);
+    memset(buf, 0xaa, sizeof(buf));
+    CHECK_EQ(ms_as_read(as, 0x20000, U, buf, 8), MS_TX_DECODE_ERROR);
+    CHECK_EQ(buf[0], 0);
+    CHECK_EQ(buf[3], 0); /* b's first bytes were swallowed by the piece */
+    CHECK_EQ(buf[4], 0x72);
+    CHECK(!ms_as_access_valid(as, 0x10000, 1, false, U));
+    teardown();
+}
+
+/* Reservations reject like holes but hide what is below. */
+static void test_reservation(void)
+{
+    setup();
+    ms_region *a = add_ram("a", 0, 0x1000);
+    fill_pattern(a, 0x80);
+    add_region((struct ms_region_config){ .kind = MS_REGION_RESERVATION,
+                                          .name = "resv",
+                                          .size = 0x100 },
+               0x100, 1);
+    uint8_t buf[4];
+    ms_tx_result r;
+    CHECK_EQ(ms_as_ldl_le(as, 0x100, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    /* A 2-byte piece (offset 0xfe is 2-aligned), then RAM again. */
+    CHECK_EQ(ms_as_read(as, 0x1fe, U, buf, 4), MS_TX_DECODE_ERROR);
+    CHECK_EQ(buf[0], 0);
+    CHECK_EQ(buf[1], 0);
+    CHECK_EQ(buf[2], 0x80);
+    CHECK_EQ(buf[3], 0x81);
+    CHECK_EQ(ms_as_ldub(as, 0x200, U, &r), 0x80);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK_EQ(ms_as_ldub(as, 0xff, U, &r), 0x7f);
+    teardown();
+}
+
+/* ---- MMIO ----------------------------------------------------------------- */
+
+/* Item 46: an I/O root with callback-less ops: all ones, OK. */
+static void test_open_bus(void)
+{
+    setup();
+    static const struct ms_region_ops none = { 0 };
+    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
+                                          .name = "io-unassigned",
+                                          .size = 0x10000,
+                                          .ops = &none },
+               0x100000, -1);
+    ms_tx_result r = 99;
+    CHECK_EQ(ms_as_ldub(as, 0x100080, U, &r), 0xff);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK_EQ(ms_as_lduw_le(as, 0x100080, U, NULL), 0xffff);
+    CHECK_EQ(ms_as_ldl_le(as, 0x100080, U, NULL), 0xffffffffu);
+    CHECK_EQ(ms_as_ldq_le(as, 0x100080, U, &r), UINT64_MAX);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK_EQ(ms_as_stl_le(as, 0x100080, 1, U), MS_TX_OK);
+    uint8_t buf[3];
+    CHECK_EQ(ms_as_read(as, 0x100081, U, buf, 3), MS_TX_OK);
+    CHECK_EQ(buf[0] & buf[1] & buf[2], 0xff);
+    teardown();
+}
+
+/* Item 47: the region decoding the first byte takes the whole access. */
+static void test_wide_access(void)
+{
+    setup();
+    struct dev idx, reset, spk;
+    dev_plain(&idx);
+    dev_plain(&reset);
+    dev_plain(&spk);
+    add_io("conf-idx", 0xcf8, 4, &idx);
+    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
+                                          .name = "reset",
+                                          .size = 1,
+                                          .ops = &reset.ops,
+                                          .opaque = &reset },
+               0xcf9, 1);
+    CHECK_EQ(ms_as_ldl_le(as, 0xcf8, U, NULL), 0x13121110);
+    CHECK_EQ(idx.n, 1);
+    CHECK_EQ(idx.calls[0].size, 4);
+    CHECK_EQ(reset.n, 0);
+    uint32_t v = 0x80000000;
+    CHECK_EQ(ms_as_write(as, 0xcf8, U, &v, 4), MS_TX_OK);
+    CHECK_EQ(idx.calls[1].kind, 'w');
+    CHECK_EQ(idx.calls[1].value, 0x80000000);
+    CHECK_EQ(reset.n, 0);
+
+    /* pcspk: 1-byte region, impl.max 1: four 1-byte reads past its end. */
+    spk.ops.impl.max_access_size = 1;
+    spk.regs[0] = 0x30, spk.regs[1] = 0x20, spk.regs[2] = 0x30;
+    spk.regs[3] = 0x20;
+    add_io("pcspk", 0x61, 1, &spk);
+    uint32_t got = 0;
+    CHECK_EQ(ms_as_read(as, 0x61, U, &got, 4), MS_TX_OK);
+    CHECK_EQ(got, 0x20302030);
+    CHECK_EQ(spk.n, 4);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(spk.calls[i].offset, i);
+        CHECK_EQ(spk.calls[i].size, 1);
+    }
+    teardown();
+}
+
+/* Item 48: HPET-like valid.min = 4; unaligned pieces are all refused. */
+static void test_hpet_pieces(void)
+{
+    setup();
+    struct dev h;
+    dev_plain(&h);
+    h.ops.valid.min_access_size = 4;
+    h.ops.valid.max_access_size = 8;
+    h.ops.impl.min_access_size = 4;
+    h.ops.impl.max_access_size = 8;
+    add_io("hpet", 0xfed00000, 0x400, &h);
+    uint8_t buf[4] = { 1, 1, 1, 1 };
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_read(as, 0xfed00001, U, buf, 4), MS_TX_DECODE_ERROR);
+    CHECK_EQ(tu_log_count, 3); /* pieces 1, 2, 1 */
+    CHECK_EQ(h.n, 0);
+    CHECK_EQ(buf[0] | buf[1] | buf[2] | buf[3], 0);
+    ms_tx_result r;
+    CHECK_EQ(ms_as_lduw_le(as, 0xfed00000, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(ms_as_ldl_le(as, 0xfed00004, U, &r), 0x17161514);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK(!ms_as_access_valid(as, 0xfed00000, 2, false, U));
+    CHECK(ms_as_access_valid(as, 0xfed00000, 8, false, U));
+    CHECK(ms_as_access_valid(as, 0xfed00000, 16, true, U));
+
+    /* The same split with a device that takes any size: 3 callbacks. */
+    struct dev d;
+    dev_plain(&d);
+    add_io("any", 0x10000, 0x100, &d);
+    uint32_t v = 0;
+    CHECK_EQ(ms_as_read(as, 0x10001, U, &v, 4), MS_TX_OK);
+    CHECK_EQ(v, 0x14131211);
+    CHECK_EQ(d.n, 3);
+    CHECK_EQ(d.calls[0].offset, 1);
+    CHECK_EQ(d.calls[0].size, 1);
+    CHECK_EQ(d.calls[1].offset, 2);
+    CHECK_EQ(d.calls[1].size, 2);
+    CHECK_EQ(d.calls[2].offset, 4);
+    CHECK_EQ(d.calls[2].size, 1);
+    teardown();
+}
+
+/* Item 49 and the wide single access of 7.4.4, both endiannesses. */
+static void test_impl_min(void)
+{
+    setup();
+    struct dev le, be;
+    dev_plain(&le);
+    dev_plain(&be);
+    le.ops.impl.min_access_size = 4;
+    be.ops.impl.min_access_size = 4;
+    be.ops.endianness = MS_ENDIAN_BIG;
+    add_io("le", 0x1000, 0x100, &le);
+    add_io("be", 0x2000, 0x100, &be);
+
+    CHECK_EQ(ms_as_ldub(as, 0x1001, U, NULL), 0x11);
+    CHECK_EQ(le.n, 1);
+    CHECK_EQ(le.calls[0].offset, 1); /* not rounded down */
+    CHECK_EQ(le.calls[0].size, 4);
+    uint8_t b = 0;
+    CHECK_EQ(ms_as_read(as, 0x1001, U, &b, 1), MS_TX_OK);
+    CHECK_EQ(b, 0x11);
+    CHECK_EQ(ms_as_ldub(as, 0x2001, U, NULL), 0x11); /* lowest address */
+    CHECK_EQ(ms_as_lduw_be(as, 0x2002, U, NULL), 0x1213);
+    CHECK_EQ(be.calls[1].size, 4);
+
+    le.n = be.n = 0;
+    CHECK_EQ(ms_as_stb(as, 0x1001, 0xab, U), MS_TX_OK);
+    CHECK_EQ(le.calls[0].size, 4);
+    CHECK_EQ(le.calls[0].value, 0xab);
+    CHECK_EQ(ms_as_stb(as, 0x2001, 0xab, U), MS_TX_OK);
+    CHECK_EQ(be.calls[0].size, 4);
+    CHECK_EQ(be.calls[0].value, 0xab000000u);
+    teardown();
+}
+
+/* Item 50: accepts() vetoes before the device is called. */
+static void test_accepts(void)
+{
+    setup();
+    struct dev d;
+    dev_plain(&d);
+    d.ops.valid.accepts = dev_accepts;
+    add_io("picky", 0x1000, 0x100, &d);
+    d.reject = true;
+    ms_tx_result r;
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_ldl_le(as, 0x1000, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(d.n, 1);
+    CHECK_EQ(d.calls[0].kind, 'a');
+    CHECK_EQ(tu_log_count, 1);
+    CHECK(strstr(tu_last_log, "picky") != NULL);
+    CHECK_EQ(ms_as_stl_le(as, 0x1000, 5, U), MS_TX_DECODE_ERROR);
+    CHECK_EQ(d.calls[1].kind, 'a');
+    CHECK_EQ(d.calls[1].value, 1); /* is_write */
+    CHECK(!ms_as_access_valid(as, 0x1000, 4, false, U));
+    d.reject = false;
+    d.n = 0;
+    CHECK_EQ(ms_as_ldl_le(as, 0x1000, U, &r), 0x13121110);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK_EQ(d.n, 2);
+    CHECK_EQ(d.calls[1].kind, 'r');
+    teardown();
+}
+
+/* Item 51 and 7.5: bytes are serialised in the device's order. */
+static void test_endianness(void)
+{
+    setup();
+    struct dev be, le;
+    dev_plain(&be);
+    dev_plain(&le);
+    be.ops.endianness = MS_ENDIAN_BIG;
+    be.regs[0] = 0x11, be.regs[1] = 0x22, be.regs[2] = 0x33;
+    be.regs[3] = 0x44;
+    memcpy(le.regs, be.regs, 4);
+    add_io("be", 0x1000, 0x100, &be);
+    add_io("le", 0x2000, 0x100, &le);
+    uint8_t buf[4];
+    CHECK_EQ(ms_as_read(as, 0x1000, U, buf, 4), MS_TX_OK);
+    CHECK_EQ(be.calls[0].value, 0x11223344);
+    CHECK(buf[0] == 0x11 && buf[1] == 0x22 && buf[2] == 0x33 &&
+          buf[3] == 0x44);
+    CHECK_EQ(ms_as_ldl_be(as, 0x1000, U, NULL), 0x11223344);
+    CHECK_EQ(ms_as_ldl_le(as, 0x1000, U, NULL), 0x44332211);
+    CHECK_EQ(ms_as_read(as, 0x2000, U, buf, 4), MS_TX_OK);
+    CHECK_EQ(le.calls[0].value, 0x44332211);
+    CHECK(buf[0] == 0x11 && buf[3] == 0x44);
+    CHECK_EQ(ms_as_ldl_le(as, 0x2000, U, NULL), 0x44332211);
+
+    /* Writes: buffer bytes and typed stores land the same way. */
+    be.n = le.n = 0;
+    uint8_t w[4] = { 0xaa, 0xbb, 0xcc, 0xdd };
+    CHECK_EQ(ms_as_write(as, 0x1000, U, w, 4), MS_TX_OK);
+    CHECK_EQ(be.calls[0].value, 0xaabbccdd);
+    CHECK_EQ(ms_as_write(as, 0x2000, U, w, 4), MS_TX_OK);
+    CHECK_EQ(le.calls[0].value, 0xddccbbaa);
+    CHECK_EQ(ms_as_stl_le(as, 0x1000, 0x11223344, U), MS_TX_OK);
+    CHECK_EQ(be.calls[1].value, 0x44332211);
+    CHECK_EQ(ms_as_stw_be(as, 0x1000, 0x1234, U), MS_TX_OK);
+    CHECK_EQ(be.calls[2].value, 0x1234);
+    CHECK_EQ(ms_as_stb(as, 0x1000, 0x99, U), MS_TX_OK);
+    CHECK_EQ(be.calls[3].value, 0x99); /* one byte never swaps */
+
+    /* 8 bytes through a big-endian device of 4-byte registers. */
+    be.n = 0;
+    for (int i = 0; i < 8; i++) {
+        be.regs[i] = (uint8_t)(i + 1);
+    }
+    CHECK_EQ(ms_as_ldq_be(as, 0x1000, U, NULL), 0x0102030405060708ull);
+    CHECK_EQ(be.n, 2);
+    CHECK_EQ(be.calls[0].offset, 0);
+    CHECK_EQ(be.calls[1].offset, 4);
+    CHECK_EQ(ms_as_stq_be(as, 0x1000, 0x1122334455667788ull, U), MS_TX_OK);
+    CHECK_EQ(be.calls[2].value, 0x11223344);
+    CHECK_EQ(be.calls[3].value, 0x55667788);
+    teardown();
+
+    /* A big-endian target: native devices and the unsuffixed helpers. */
+    struct ms_system_config cfg = { .big_endian = true };
+    setup_cfg(&cfg);
+    struct dev nat;
+    dev_plain(&nat);
+    nat.ops.endianness = MS_ENDIAN_NATIVE;
+    nat.regs[0] = 0x11, nat.regs[1] = 0x22, nat.regs[2] = 0x33;
+    nat.regs[3] = 0x44;
+    add_io("native", 0x1000, 0x100, &nat);
+    CHECK_EQ(ms_as_read(as, 0x1000, U, buf, 4), MS_TX_OK);
+    /* The device thinks little-endian but the bus says big. */
+    CHECK_EQ(nat.calls[0].value, 0x44332211);
+    CHECK(buf[0] == 0x44 && buf[3] == 0x11);
+    CHECK_EQ(ms_as_ldl(as, 0x1000, U, NULL), 0x44332211);
+    ms_region *ram = add_ram("ram", 0, 0x100);
+    uint8_t *h = ms_region_host(ram);
+    h[0] = 0x11, h[1] = 0x22, h[2] = 0x33, h[3] = 0x44;
+    CHECK_EQ(ms_as_ldl(as, 0, U, NULL), 0x11223344);
+    CHECK_EQ(ms_as_lduw(as, 0, U, NULL), 0x1122);
+    CHECK_EQ(ms_as_stq(as, 8, 0x0102030405060708ull, U), MS_TX_OK);
+    CHECK_EQ(h[8], 1);
+    CHECK_EQ(ms_as_ldq(as, 8, U, NULL), 0x0102030405060708ull);
+    CHECK_EQ(ms_as_stw(as, 16, 0xabcd, U), MS_TX_OK);
+    CHECK_EQ(h[16], 0xab);
+    CHECK_EQ(ms_as_stl(as, 20, 0x01020304, U), MS_TX_OK);
+    CHECK_EQ(h[20], 1);
+    teardown();
+}
+
+/* 8-byte accesses to regions that accept only 1, 2 or 4 bytes. */
+static void test_small_registers(void)
+{
+    static const unsigned sizes[] = { 1, 2, 4 };
+    for (unsigned k = 0; k < 3; k++) {
+        setup();
+        struct dev d;
+        dev_plain(&d);
+        d.ops.valid.max_access_size = sizes[k];
+        d.ops.impl.max_access_size = sizes[k];
+        add_io("small", 0x1000, 0x100, &d);
+        uint64_t v = 0;
+        CHECK_EQ(ms_as_read(as, 0x1000, U, &v, 8), MS_TX_OK);
+        CHECK_EQ(v, 0x1716151413121110ull);
+        CHECK_EQ(d.n, (int)(8 / sizes[k]));
+        CHECK_EQ(d.calls[0].size, sizes[k]);
+        /* A fixed 8-byte access is not split: refused. */
+        ms_tx_result r;
+        CHECK_EQ(ms_as_ldq_le(as, 0x1000, U, &r), 0);
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+        d.n = 0;
+        v = 0x0123456789abcdefull;
+        CHECK_EQ(ms_as_write(as, 0x1000, U, &v, 8), MS_TX_OK);
+        CHECK_EQ(d.n, (int)(8 / sizes[k]));
+        CHECK_EQ(regs_get(&d, 0, 8), 0x0123456789abcdefull);
+        teardown();
+    }
+
+    /* valid.max 8, impl.max 4 (the default): one piece, two callbacks. */
+    setup();
+    struct dev d;
+    dev_plain(&d);
+    d.ops.valid.max_access_size = 8;
+    add_io("wide", 0x1000, 0x100, &d);
+    ms_tx_result r;
+    CHECK_EQ(ms_as_ldq_le(as, 0x1000, U, &r), 0x1716151413121110ull);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK_EQ(d.n, 2);
+    /* impl.max 1 below valid.max 4: two pieces of four callbacks. */
+    struct dev e;
+    dev_plain(&e);
+    e.ops.valid.max_access_size = 4;
+    e.ops.impl.max_access_size = 1;
+    add_io("bytes", 0x2000, 0x100, &e);
+    uint64_t v = 0;
+    CHECK_EQ(ms_as_read(as, 0x2000, U, &v, 8), MS_TX_OK);
+    CHECK_EQ(v, 0x1716151413121110ull);
+    CHECK_EQ(e.n, 8);
+    /* Oversized size fields are treated as 8. */
+    struct dev f;
+    dev_plain(&f);
+    f.ops.valid.max_access_size = 64;
+    f.ops.impl.max_access_size = 64;
+    add_io("huge", 0x3000, 0x100, &f);
+    uint8_t buf[16];
+    CHECK_EQ(ms_as_read(as, 0x3000, U, buf, 16), MS_TX_OK);
+    CHECK_EQ(f.n, 2);
+    CHECK_EQ(f.calls[0].size, 8);
+    teardown();
+}
+
+/* Unaligned accesses with and without support. */
+static void test_unaligned(void)
+{
+    setup();
+    struct dev full, guest_only, none;
+    dev_plain(&full);
+    dev_plain(&guest_only);
+    dev_plain(&none);
+    full.ops.valid.unaligned = full.ops.impl.unaligned = true;
+    guest_only.ops.valid.unaligned = true;
+    add_io("full", 0x1000, 0x100, &full);
+    add_io("guest-only", 0x2000, 0x100, &guest_only);
+    add_io("none", 0x3000, 0x100, &none);
+
+    uint32_t v = 0;
+    CHECK_EQ(ms_as_read(as, 0x1001, U, &v, 4), MS_TX_OK);
+    CHECK_EQ(v, 0x14131211);
+    CHECK_EQ(full.n, 1);
+    CHECK_EQ(full.calls[0].offset, 1);
+    CHECK_EQ(full.calls[0].size, 4);
+
+    /* The guest may, the device cannot: the buffer loop splits 1, 2, 1. */
+    CHECK_EQ(ms_as_read(as, 0x2001, U, &v, 4), MS_TX_OK);
+    CHECK_EQ(v, 0x14131211);
+    CHECK_EQ(guest_only.n, 3);
+    /* ... but a fixed-size access is one callback at the odd offset. */
+    guest_only.n = 0;
+    CHECK_EQ(ms_as_ldl_le(as, 0x2001, U, NULL), 0x14131211);
+    CHECK_EQ(guest_only.n, 1);
+    CHECK_EQ(guest_only.calls[0].offset, 1);
+
+    /* Nobody may: the fixed-size access is refused. */
+    ms_tx_result r;
+    CHECK_EQ(ms_as_ldl_le(as, 0x3001, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(none.n, 0);
+    CHECK(strstr(tu_last_log, "unaligned") != NULL);
+    /* The buffer loop still works, piece by aligned piece. */
+    CHECK_EQ(ms_as_read(as, 0x3001, U, &v, 4), MS_TX_OK);
+    CHECK_EQ(none.n, 3);
+    teardown();
+}
+
+/* Results of *_with_attrs callbacks are OR-ed; attrs are passed through. */
+static void test_attrs_callbacks(void)
+{
+    setup();
+    struct dev d;
+    dev_init(&d);
+    d.ops.read_with_attrs = dev_read_attrs;
+    d.ops.write_with_attrs = dev_write_attrs;
+    d.ops.impl.max_access_size = 1;
+    add_io("attrs", 0x1000, 0x100, &d);
+    d.result = MS_TX_ERROR;
+    struct ms_attrs a = { .secure = 1, .requester_id = 0x1234 };
+    ms_tx_result r;
+    CHECK_EQ(ms_as_lduw_le(as, 0x1000, a, &r), 0x1110);
+    CHECK_EQ(r, MS_TX_ERROR);
+    CHECK_EQ(d.n, 2);
+    CHECK_EQ(d.last_attrs.requester_id, 0x1234);
+    CHECK_EQ(d.last_attrs.secure, 1);
+    CHECK_EQ(ms_as_stw_le(as, 0x1000, 0, a), MS_TX_ERROR);
+    d.result = MS_TX_OK;
+    CHECK_EQ(ms_as_stw_le(as, 0x1000, 0, a), MS_TX_OK);
+    teardown();
+}
+
+/* Item 52: RAM, then MMIO, then a hole, in one buffer access. */
+static void test_mixed(void)
+{
+    setup();
+    ms_region *ram = add_ram("ram", 0x1000, 0x10);
+    fill_pattern(ram, 0xa0);
+    struct dev d;
+    dev_plain(&d);
+    d.ops.valid.max_access_size = 8;
+    d.ops.impl.max_access_size = 8;
+    add_io("mmio", 0x1010, 0x8, &d);
+    uint8_t buf[0x20];
+    memset(buf, 0xee, sizeof(buf));
+    CHECK_EQ(ms_as_read(as, 0x1008, U, buf, 0x18), MS_TX_DECODE_ERROR);
+    CHECK_EQ(buf[0], 0xa8);
+    CHECK_EQ(buf[7], 0xaf);
+    CHECK_EQ(buf[8], 0x10); /* MMIO register bytes */
+    CHECK_EQ(buf[15], 0x17);
+    CHECK_EQ(buf[16], 0);   /* hole */
+    CHECK_EQ(buf[0x17], 0);
+    CHECK_EQ(buf[0x18], 0xee);
+    CHECK_EQ(d.n, 1);
+    CHECK_EQ(d.calls[0].size, 8);
+    /* The MMIO piece was 8 bytes wide; a longer one stops at 8. */
+    d.n = 0;
+    uint8_t w[0x18];
+    memset(w, 0x3c, sizeof(w));
+    CHECK_EQ(ms_as_write(as, 0x1008, U, w, 0x18), MS_TX_DECODE_ERROR);
+    CHECK_EQ(((uint8_t *)ms_region_host(ram))[8], 0x3c);
+    CHECK_EQ(d.n, 1);
+    CHECK_EQ(d.calls[0].value, 0x3c3c3c3c3c3c3c3cull);
+    teardown();
+}
+
+/* Item 53: attrs.memory only lets RAM through. */
+static void test_attrs_memory(void)
+{
+    setup();
+    ms_region *ram = add_ram("ram", 0x1000, 0x10);
+    fill_pattern(ram, 0xa0);
+    struct dev d;
+    dev_plain(&d);
+    add_io("mmio", 0x1010, 0x10, &d);
+    add_ram("ram2", 0x1020, 0x10);
+    struct ms_attrs mem = { .memory = 1 };
+    uint8_t buf[0x30];
+    memset(buf, 0xee, sizeof(buf));
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_read(as, 0x1010, mem, buf, 4), MS_TX_ACCESS_ERROR);
+    CHECK_EQ(buf[0], 0xee);
+    CHECK_EQ(d.n, 0);
+    CHECK_EQ(tu_log_count, 1);
+    CHECK_EQ(ms_as_read(as, 0x2000, mem, buf, 4), MS_TX_ACCESS_ERROR);
+    /* RAM first: copied; then MMIO: the rest is skipped (not clamped). */
+    CHECK_EQ(ms_as_read(as, 0x1008, mem, buf, 0x20), MS_TX_ACCESS_ERROR);
+    CHECK_EQ(buf[0], 0xa8);
+    CHECK_EQ(buf[7], 0xaf);
+    CHECK_EQ(buf[8], 0xee);
+    CHECK_EQ(buf[0x1f], 0xee);
+    CHECK_EQ(d.n, 0);
+    CHECK_EQ(ms_as_write(as, 0x1008, mem, buf, 0x20), MS_TX_ACCESS_ERROR);
+    CHECK_EQ(d.n, 0);
+    CHECK_EQ(ms_as_read(as, 0x1000, mem, buf, 0x10), MS_TX_OK);
+    /* Fixed-size helpers do not look at attrs.memory (QEMU's rule). */
+    ms_tx_result r;
+    CHECK_EQ(ms_as_ldub(as, 0x1010, mem, &r), 0x10);
+    CHECK_EQ(r, MS_TX_OK);
+    teardown();
+}
+
+/* Item 54 and 7.8: ROM ignores writes, loader writes go in. */
+static void test_rom(void)
+{
+    setup();
+    ms_region *rom = add_region((struct ms_region_config){
+                                    .kind = MS_REGION_ROM,
+                                    .name = "bios",
+                                    .size = 0x1000 },
+                                0xf0000, 0);
+    fill_pattern(rom, 0);
+    uint8_t *h = ms_region_host(rom);
+    uint8_t buf[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    tu_log_count = 0;
+    CHECK_EQ(ms_as_write(as, 0xf0010, U, buf, 8), MS_TX_DECODE_ERROR);
+    CHECK_EQ(tu_log_count, 2); /* unassigned ops: 4-byte pieces */
+    CHECK_EQ(h[0x10], 0x10);
+    CHECK_EQ(ms_as_stl_le(as, 0xf0010, 0, U), MS_TX_DECODE_ERROR);
+    CHECK_EQ(h[0x10], 0x10);
+    CHECK_EQ(ms_as_ldub(as, 0xf0010, U, NULL), 0x10);
+    CHECK(ms_as_access_valid(as, 0xf0000, 0x1000, false, U));
+    CHECK(!ms_as_access_valid(as, 0xf0000, 4, true, U));
+    CHECK_EQ(ms_as_write_rom(as, 0xf0ffc, U, buf, 8), MS_TX_OK);
+    CHECK_EQ(h[0xffc], 1);
+    CHECK_EQ(h[0xfff], 4);
+    /* A ROM made writable behaves as RAM. */
+    CHECK_OK(ms_region_set_readonly(rom, false));
+    CHECK_EQ(ms_as_write(as, 0xf0010, U, buf, 8), MS_TX_OK);
+    CHECK_EQ(h[0x10], 1);
+    teardown();
+}
+
+/* Item 55: ROM devices in and out of ROMD mode. */
+static void test_rom_device(void)
+{
+    setup();
+    struct dev d;
+    dev_plain(&d);
+    ms_region *rd = add_region((struct ms_region_config){
+                                   .kind = MS_REGION_ROM_DEVICE,
+                                   .name = "flash",
+                                   .size = 0x100,
+                                   .ops = &d.ops,
+                                   .opaque = &d },
+                               0x1000, 0);
+    fill_pattern(rd, 0xc0);
+    uint8_t *h = ms_region_host(rd);
+    uint32_t v = 0;
+    CHECK_EQ(ms_as_read(as, 0x1000, U, &v, 4), MS_TX_OK);
+    CHECK_EQ(v, 0xc3c2c1c0);
+    CHECK_EQ(ms_as_ldl_le(as, 0x1004, U, NULL), 0xc7c6c5c4);
+    CHECK_EQ(d.n, 0);
+    /* Writes always reach the device, never the block. */
+    CHECK_EQ(ms_as_stb(as, 0x1000, 0x98, U), MS_TX_OK);
+    CHECK_EQ(d.n, 1);
+    CHECK_EQ(d.calls[0].kind, 'w');
+    CHECK_EQ(h[0], 0xc0);
+    /* Reads past the range end come from the block, up to its end. */
+    uint8_t big[0x20];
+    memset(big, 0xee, sizeof(big));
+    CHECK_EQ(ms_as_read(as, 0x10f0, U, big, 0x20), MS_TX_DECODE_ERROR);
+    CHECK_EQ(big[0xf], 0xbf);
+    CHECK_EQ(big[0x10], 0);
+    /* ROMD off: every access goes to the device. */
+    CHECK_OK(ms_region_set_romd(rd, false));
+    d.n = 0;
+    CHECK_EQ(ms_as_ldl_le(as, 0x1000, U, NULL), 0x13121198); /* stb above */
+    CHECK_EQ(d.n, 1);
+    CHECK_EQ(ms_as_read(as, 0x1000, U, &v, 4), MS_TX_OK);
+    CHECK_EQ(d.n, 2);
+    /* Loader writes skip it out of ROMD mode, write the block in it. */
+    uint8_t w[2] = { 0x55, 0x66 };
+    CHECK_EQ(ms_as_write_rom(as, 0x1000, U, w, 2), MS_TX_OK);
+    CHECK_EQ(h[0], 0xc0);
+    CHECK_EQ(d.n, 2);
+    CHECK_OK(ms_region_set_romd(rd, true));
+    CHECK_EQ(ms_as_write_rom(as, 0x1000, U, w, 2), MS_TX_OK);
+    CHECK_EQ(h[0], 0x55);
+    teardown();
+}
+
+/* RAM devices: exact-size single accesses, never memcpy, never past. */
+static void test_ram_device(void)
+{
+    setup();
+    uint8_t mem[64];
+    for (int i = 0; i < 64; i++) {
+        mem[i] = (uint8_t)i;
+    }
+    add_region((struct ms_region_config){ .kind = MS_REGION_RAM_DEVICE,
+                                          .name = "bar",
+                                          .size = sizeof(mem),
+                                          .backing = MS_RAM_HOST,
+                                          .host = mem },
+               0x1000, 0);
+    uint8_t buf[24];
+    CHECK_EQ(ms_as_read(as, 0x1003, U, buf, 21), MS_TX_OK);
+    CHECK(memcmp(buf, mem + 3, 21) == 0);
+    CHECK_EQ(ms_as_ldl_be(as, 0x1004, U, NULL), 0x04050607);
+    CHECK_EQ(ms_as_ldq_le(as, 0x1008, U, NULL), 0x0f0e0d0c0b0a0908ull);
+    CHECK_EQ(ms_as_stw_be(as, 0x1010, 0xa1b2, U), MS_TX_OK);
+    CHECK_EQ(mem[0x10], 0xa1);
+    CHECK_EQ(mem[0x11], 0xb2);
+    memset(buf, 0x77, sizeof(buf));
+    CHECK_EQ(ms_as_write(as, 0x1020, U, buf, 24), MS_TX_OK);
+    CHECK_EQ(mem[0x20], 0x77);
+    CHECK_EQ(mem[0x37], 0x77);
+    CHECK_EQ(mem[0x38], 0x38);
+    ms_tx_result r;
+    CHECK_EQ(ms_as_ldq_le(as, 0x103c, U, &r), 0); /* leaves the block */
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    uint8_t w = 0x42;
+    CHECK_EQ(ms_as_write_rom(as, 0x1001, U, &w, 1), MS_TX_OK);
+    CHECK_EQ(mem[1], 0x42);
+    /* Not direct: DMA goes through the bounce buffer. */
+    struct ms_map m;
+    uint64_t len = 16;
+    uint8_t *p = ms_as_map(as, 0x1000, &len, false, U, &m);
+    REQUIRE(p != NULL);
+    CHECK(p != mem);
+    CHECK_EQ(len, 16);
+    CHECK(memcmp(p, mem, 16) == 0);
+    ms_as_unmap(&m, 0);
+    teardown();
+}
+
+/* A RAM region seen through a read-only alias is still written (7.2). */
+static void test_readonly_alias(void)
+{
+    setup();
+    ms_region *ram = tu_ram(sys, "ram", 0x2000);
+    ms_region *lo = tu_alias(sys, "lo", ram, 0, 0x1000);
+    ms_region *hi = tu_alias(sys, "hi", ram, 0x1000, 0x1000);
+    CHECK_OK(ms_region_set_readonly(lo, true));
+    tu_add(root, 0x10000, lo, 0);
+    tu_add(root, 0x11000, hi, 0);
+    CHECK_EQ(ms_flatview_nr_ranges(ms_as_flatview(as)), 2);
+    CHECK_EQ(ms_as_stl_le(as, 0x10000, 0x01020304, U), MS_TX_OK);
+    CHECK_EQ(((uint8_t *)ms_region_host(ram))[0], 4);
+    /* Item 58's other half: a map extends over both ranges. */
+    struct ms_map m;
+    uint64_t len = 0x2000;
+    uint8_t *p = ms_as_map(as, 0x10000, &len, true, U, &m);
+    CHECK(p == ms_region_host(ram));
+    CHECK_EQ(len, 0x2000);
+    ms_as_unmap(&m, len);
+    ms_region_unref(ram);
+    teardown();
+}
+
+/* ---- DMA mapping ---------------------------------------------------------- */
+
+static int notified;
+
+static void on_free(void *opaque)
+{
+    (void)opaque;
+    notified++;
+}
+
+/* Items 57 and 58. */
+static void test_map(void)
+{
+    setup();
+    ms_region *a = add_ram("a", 0, 0x1000);
+    ms_region *b = add_ram("b", 0x2000, 0x1000);
+    fill_pattern(a, 0);
+    struct dev d;
+    dev_plain(&d);
+    add_io("mmio", 0x10000, 0x2000, &d);
+
+    struct ms_map m1, m2;
+    uint64_t len = 0x2000;
+    uint8_t *p = ms_as_map(as, 0x800, &len, true, U, &m1);
+    CHECK(p == (uint8_t *)ms_region_host(a) + 0x800);
+    CHECK_EQ(len, 0x800); /* stops at the hole */
+    CHECK_EQ(m1.len, 0x800);
+    len = 0x1000;
+    CHECK(ms_as_map(as, 0x2000, &len, false, U, &m2) == ms_region_host(b));
+    ms_as_unmap(&m2, 0);
+    ms_as_unmap(&m1, 0x10);
+    ms_as_unmap(&m1, 0x10); /* cleared: harmless */
+    len = 0;
+    CHECK(ms_as_map(as, 0, &len, false, U, &m1) == NULL);
+    CHECK(ms_as_map(NULL, 0, &len, false, U, &m1) == NULL);
+
+    /* Bounce buffer: one at a time, at most a page. */
+    len = 0x1800;
+    p = ms_as_map(as, 0x10000, &len, false, U, &m1);
+    REQUIRE(p != NULL);
+    CHECK_EQ(len, PAGE);
+    CHECK_EQ(p[0], 0x10);
+    CHECK_EQ(p[0xff], 0x0f); /* register bytes wrap every 256 */
+    int reads = d.total;
+    CHECK_EQ(reads, PAGE / 4);
+    len = 4;
+    CHECK(ms_as_map(as, 0x10000, &len, true, U, &m2) == NULL);
+    CHECK_EQ(len, 0);
+    len = 4;
+    CHECK(ms_as_map(as, 0x5000, &len, false, U, &m2) == NULL); /* hole */
+
+    struct ms_map_client c = { .notify = on_free };
+    notified = 0;
+    CHECK_OK(ms_map_client_register(sys, &c));
+    CHECK_ERR(ms_map_client_register(sys, &c), EEXIST);
+    CHECK_EQ(notified, 0);
+    ms_as_unmap(&m1, PAGE);
+    CHECK_EQ(d.total, reads); /* a read mapping writes nothing back */
+    CHECK_EQ(notified, 1);
+    CHECK_ERR(ms_map_client_unregister(sys, &c), ENOENT);
+    CHECK_OK(ms_map_client_register(sys, &c)); /* free: fires at once */
+    CHECK_EQ(notified, 2);
+    CHECK_ERR(ms_map_client_register(NULL, &c), EINVAL);
+
+    /* A write mapping writes back what was accessed, at unmap. */
+    len = 8;
+    p = ms_as_map(as, 0x10010, &len, true, U, &m1);
+    REQUIRE(p != NULL);
+    CHECK_EQ(len, 8);
+    CHECK_OK(ms_map_client_register(sys, &c));
+    CHECK_OK(ms_map_client_unregister(sys, &c));
+    memset(p, 0xab, 8);
+    d.n = 0;
+    ms_as_unmap(&m1, 6);
+    CHECK_EQ(d.n, 2); /* 4 + 2 bytes */
+    CHECK_EQ(d.calls[0].value, 0xabababab);
+    CHECK_EQ(d.calls[1].size, 2);
+    CHECK_EQ(notified, 2);
+    teardown();
+}
+
+/* A region freed while a mapping still uses it keeps its memory. */
+static void test_map_pin(void)
+{
+    setup();
+    ms_region *r;
+    REQUIRE(ms_region_new(sys,
+                          &(struct ms_region_config){ .kind = MS_REGION_RAM,
+                                                      .name = "hotplug",
+                                                      .size = 0x4000 },
+                          &r) == 0);
+    REQUIRE(ms_region_add(root, 0x40000, r) == 0);
+    struct ms_map m;
+    uint64_t len = 0x4000;
+    uint8_t *p = ms_as_map(as, 0x40000, &len, true, U, &m);
+    REQUIRE(p != NULL);
+    CHECK_OK(ms_region_del(root, r));
+    ms_region_unref(r); /* last reference gone, view reclaimed */
+    ms_tx_result res;
+    CHECK_EQ(ms_as_ldub(as, 0x40000, U, &res), 0);
+    CHECK_EQ(res, MS_TX_DECODE_ERROR);
+    memset(p, 0x11, 0x4000); /* still ours (ASan would see otherwise) */
+    ms_as_unmap(&m, 0x4000);
+    ms_region *tmp = tu_ram(sys, "tmp", 0x1000); /* reaps */
+    ms_region_unref(tmp);
+
+    /* Freeing the system with a mapping outstanding frees it too. */
+    REQUIRE(ms_region_new(sys,
+                          &(struct ms_region_config){ .kind = MS_REGION_RAM,
+                                                      .name = "leaky",
+                                                      .size = 0x1000 },
+                          &r) == 0);
+    REQUIRE(ms_region_add(root, 0x40000, r) == 0);
+    ms_region_unref(r);
+    len = 0x1000;
+    REQUIRE(ms_as_map(as, 0x40000, &len, false, U, &m) != NULL);
+    tu_log_count = 0;
+    teardown();
+    CHECK(tu_log_count >= 1);
+}
+
+/* ---- dirty logging and ioeventfds -------------------------------------- */
+
+static void test_dirty(void)
+{
+    setup();
+    ms_region *ram = add_ram("vram", 0, 16 * PAGE);
+    CHECK_OK(ms_region_set_log(ram, true, MS_DIRTY_VGA));
+    uint8_t buf[16] = { 0 };
+    CHECK_EQ(ms_as_write(as, 3 * PAGE + 8, U, buf, 8), MS_TX_OK);
+    CHECK(ms_region_get_dirty(ram, 3 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK(!ms_region_get_dirty(ram, 4 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_stl_le(as, 5 * PAGE - 2, 0, U), MS_TX_OK);
+    CHECK(ms_region_get_dirty(ram, 4 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK(ms_region_get_dirty(ram, 5 * PAGE, 1, MS_DIRTY_VGA));
+    CHECK(!ms_region_get_dirty(ram, 6 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK(!ms_region_get_dirty(ram, 8 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_write_rom(as, 8 * PAGE, U, buf, 1), MS_TX_OK);
+    CHECK(ms_region_get_dirty(ram, 8 * PAGE, PAGE, MS_DIRTY_VGA));
+    struct ms_map m;
+    uint64_t len = 4 * PAGE;
+    REQUIRE(ms_as_map(as, 10 * PAGE, &len, true, U, &m) != NULL);
+    CHECK(!ms_region_get_dirty(ram, 11 * PAGE, PAGE, MS_DIRTY_VGA));
+    ms_as_unmap(&m, PAGE + 1);
+    CHECK(ms_region_get_dirty(ram, 11 * PAGE, 1, MS_DIRTY_VGA));
+    CHECK(!ms_region_get_dirty(ram, 12 * PAGE, PAGE, MS_DIRTY_VGA));
+    /* Reads and read mappings mark nothing. */
+    CHECK_EQ(ms_as_read(as, 14 * PAGE, U, buf, 16), MS_TX_OK);
+    CHECK(!ms_region_get_dirty(ram, 14 * PAGE, PAGE, MS_DIRTY_VGA));
+    /* Not logged: nothing marked. */
+    CHECK_OK(ms_region_set_log(ram, false, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_write(as, 15 * PAGE, U, buf, 8), MS_TX_OK);
+    CHECK(!ms_region_get_dirty(ram, 15 * PAGE, PAGE, MS_DIRTY_VGA));
+    teardown();
+}
+
+static void test_ioeventfd(void)
+{
+    setup();
+    struct dev d;
+    dev_plain(&d);
+    d.ops.endianness = MS_ENDIAN_BIG;
+    ms_region *r = add_io("doorbell", 0x1000, 0x100, &d);
+    int fd = eventfd(0, EFD_NONBLOCK);
+    REQUIRE(fd >= 0);
+    CHECK_OK(ms_region_add_eventfd(r, 0x10, 4, true, 0x1234, fd));
+    CHECK_EQ(ms_as_stl_le(as, 0x1010, 0x1234, U), MS_TX_OK);
+    CHECK_EQ(d.n, 0);
+    uint64_t cnt = 0;
+    CHECK_EQ(read(fd, &cnt, 8), 8);
+    CHECK_EQ(cnt, 1);
+    CHECK_EQ(ms_as_stl_le(as, 0x1010, 0x1235, U), MS_TX_OK);
+    CHECK_EQ(d.n, 1); /* other data: the device */
+    CHECK_EQ(ms_as_stw_le(as, 0x1010, 0x1234, U), MS_TX_OK);
+    CHECK_EQ(d.n, 2); /* other size: the device */
+    CHECK_OK(ms_region_del_eventfd(r, 0x10, 4, true, 0x1234, fd));
+    close(fd);
+    teardown();
+}
+
+/* ---- re-entrancy guard (item 56) ---------------------------------------- */
+
+static void test_reentrancy(void)
+{
+    setup();
+    struct dev d, other;
+    dev_plain(&d);
+    dev_plain(&other);
+    ms_region *r = add_io("dev", 0x1000, 0x100, &d);
+    (void)r;
+    add_io("other", 0x2000, 0x100, &other);
+    ms_region *ram = add_ram("ram", 0, 0x100);
+    (void)ram;
+    d.as = other.as = as;
+
+    /* A read callback reading its own register. */
+    d.inner = 1;
+    d.inner_gpa = 0x1004;
+    tu_log_count = 0;
+    ms_tx_result res;
+    CHECK_EQ(ms_as_ldl_le(as, 0x1000, U, &res), 0x13121110);
+    CHECK_EQ(res, MS_TX_OK);
+    CHECK_EQ(d.inner_calls, 1);
+    CHECK_EQ(d.inner_res, MS_TX_ACCESS_ERROR);
+    CHECK_EQ(d.n, 1); /* the inner callback never ran */
+    CHECK_EQ(tu_log_count, 1);
+    CHECK(strstr(tu_last_log, "re-entrant") != NULL);
+    CHECK(strstr(tu_last_log, "'dev'") != NULL);
+
+    /* A DMA write landing on itself from a write callback. */
+    d.n = 0;
+    d.inner = 2;
+    CHECK_EQ(ms_as_stl_le(as, 0x1000, 7, U), MS_TX_OK);
+    CHECK_EQ(d.inner_res, MS_TX_ACCESS_ERROR);
+    CHECK_EQ(d.n, 1);
+    CHECK_EQ(tu_log_count, 1); /* logged once per region */
+
+    /* The guard was released: the device works again. */
+    CHECK_EQ(ms_as_ldub(as, 0x1000, U, &res), 7);
+    CHECK_EQ(res, MS_TX_OK);
+
+    /* Another device may be reached, and it may not call back into us. */
+    d.inner = 1;
+    d.inner_gpa = 0x2000;
+    other.inner = 1;
+    other.inner_gpa = 0x1000;
+    d.n = other.n = 0;
+    (void)ms_as_ldub(as, 0x1000, U, &res);
+    CHECK_EQ(d.inner_res, MS_TX_OK);
+    CHECK_EQ(other.n, 1);
+    CHECK_EQ(other.inner_res, MS_TX_ACCESS_ERROR);
+    CHECK_EQ(d.n, 1);
+    /* RAM from a callback is fine. */
+    d.inner = 1;
+    d.inner_gpa = 0x10;
+    (void)ms_as_ldub(as, 0x1000, U, &res);
+    CHECK_EQ(d.inner_res, MS_TX_OK);
+    teardown();
+}
+
+/* Two regions of one device (same key), and the opt-outs. */
+static void test_reentrancy_keys(void)
+{
+    setup();
+    struct dev d1, d2, free_dev;
+    dev_plain(&d1);
+    dev_plain(&d2);
+    dev_plain(&free_dev);
+    static int device_token;
+    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
+                                          .name = "bar0",
+                                          .size = 0x100,
+                                          .ops = &d1.ops,
+                                          .opaque = &d1,
+                                          .device = &device_token },
+               0x1000, 0);
+    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
+                                          .name = "bar1",
+                                          .size = 0x100,
+                                          .ops = &d2.ops,
+                                          .opaque = &d2,
+                                          .device = &device_token },
+               0x2000, 0);
+    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
+                                          .name = "reentrant",
+                                          .size = 0x100,
+                                          .ops = &free_dev.ops,
+                                          .opaque = &free_dev,
+                                          .reentrant = true },
+               0x3000, 0);
+    d1.as = free_dev.as = as;
+    d1.inner = 1;
+    d1.inner_gpa = 0x2000;
+    ms_tx_result res;
+    (void)ms_as_ldub(as, 0x1000, U, &res);
+    CHECK_EQ(d1.inner_res, MS_TX_ACCESS_ERROR);
+    CHECK_EQ(d2.n, 0);
+    free_dev.inner = 1;
+    free_dev.inner_gpa = 0x3004;
+    (void)ms_as_ldub(as, 0x3000, U, &res);
+    CHECK_EQ(free_dev.inner_res, MS_TX_OK);
+    CHECK_EQ(free_dev.n, 2);
+
+    /* Read-only I/O regions are not guarded (QEMU's rule). */
+    struct dev ro;
+    dev_plain(&ro);
+    ms_region *ror = add_io("ro", 0x4000, 0x100, &ro);
+    CHECK_OK(ms_region_set_readonly(ror, true));
+    ro.as = as;
+    ro.inner = 1;
+    ro.inner_gpa = 0x4000;
+    (void)ms_as_ldub(as, 0x4000, U, &res);
+    CHECK_EQ(ro.inner_res, MS_TX_OK);
+    CHECK_EQ(ro.n, 2);
+    teardown();
+}
+
+/* A bounce buffer written back into the device that mapped it. */
+static struct ms_map bounce_map;
+static ms_tx_result bounce_probe;
+
+static void bounce_write(void *opaque, uint64_t off, uint64_t v,
+                         unsigned size)
+{
+    struct dev *d = opaque;
+    record(d, 'w', off, size, v);
+    if (d->inner) {
+        d->inner = 0;
+        uint64_t len = 4;
+        uint8_t *p = ms_as_map(d->as, 0x1000, &len, true, U, &bounce_map);
+        if (p) {
+            memset(p, 0x66, 4);
+            ms_as_unmap(&bounce_map, 4); /* write-back is refused */
+        }
+        bounce_probe = p ? MS_TX_OK : MS_TX_ERROR;
+    }
+}
+
+static void test_reentrancy_dma(void)
+{
+    setup();
+    struct dev d;
+    dev_plain(&d);
+    d.ops.write = bounce_write;
+    add_io("dma-dev", 0x1000, 0x100, &d);
+    d.as = as;
+    d.inner = 1;
+    CHECK_EQ(ms_as_stl_le(as, 0x1000, 1, U), MS_TX_OK);
+    CHECK_EQ(bounce_probe, MS_TX_OK);
+    CHECK_EQ(d.n, 1); /* the write-back never reached it */
+    teardown();
+}
+
+/* Two threads inside the same device's callback at the same time. */
+static pthread_barrier_t both_in;
+static int concurrent_ok;
+
+static uint64_t barrier_read(void *opaque, uint64_t off, unsigned size)
+{
+    (void)opaque, (void)off, (void)size;
+    pthread_barrier_wait(&both_in); /* deadlocks if one were refused */
+    return 0x42;
+}
+
+static void *reader(void *arg)
+{
+    ms_tx_result r;
+    if (ms_as_ldub(arg, 0x1000, U, &r) == 0x42 && r == MS_TX_OK) {
+        __atomic_add_fetch(&concurrent_ok, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void test_reentrancy_threads(void)
+{
+    setup();
+    static const struct ms_region_ops ops = { .read = barrier_read };
+    static int devkey;
+    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
+                                          .name = "shared",
+                                          .size = 0x10,
+                                          .ops = &ops,
+                                          .opaque = &devkey },
+               0x1000, 0);
+    pthread_barrier_init(&both_in, NULL, 2);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, reader, as);
+    pthread_create(&t2, NULL, reader, as);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    pthread_barrier_destroy(&both_in);
+    CHECK_EQ(concurrent_ok, 2);
+    teardown();
+}
+
+/* Topology changes between accesses are seen at once. */
+static void test_topology_change(void)
+{
+    setup();
+    ms_region *a = add_ram("a", 0x1000, 0x1000);
+    fill_pattern(a, 0x20);
+    CHECK_EQ(ms_as_ldub(as, 0x1000, U, NULL), 0x20);
+    CHECK_OK(ms_region_set_address(a, 0x3000));
+    ms_tx_result r;
+    CHECK_EQ(ms_as_ldub(as, 0x1000, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(ms_as_ldub(as, 0x3001, U, NULL), 0x21);
+    CHECK_OK(ms_region_set_size(a, 0x800));
+    CHECK_EQ(ms_as_ldub(as, 0x3800, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_OK(ms_region_set_enabled(a, false));
+    CHECK_EQ(ms_as_ldub(as, 0x3001, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    teardown();
+}
+
+int main(void)
+{
+    test_ram_basic();
+    test_ram_range_end();
+    test_holes();
+    test_reservation();
+    test_open_bus();
+    test_wide_access();
+    test_hpet_pieces();
+    test_impl_min();
+    test_accepts();
+    test_endianness();
+    test_small_registers();
+    test_unaligned();
+    test_attrs_callbacks();
+    test_mixed();
+    test_attrs_memory();
+    test_rom();
+    test_rom_device();
+    test_ram_device();
+    test_readonly_alias();
+    test_map();
+    test_map_pin();
+    test_dirty();
+    test_ioeventfd();
+    test_reentrancy();
+    test_reentrancy_keys();
+    test_reentrancy_dma();
+    test_reentrancy_threads();
+    test_topology_change();
+    return ms_test_summary("test_access");
+}
