@@ -364,13 +364,38 @@ static int block_add_as(struct block *b, const char *s, size_t len)
     return 0;
 }
 
+/* Text QEMU can print: no control characters, valid UTF-8 (names go
+ * into JSON, which is UTF-8). */
 static bool printable(const char *s, size_t len)
 {
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 && c != '\t') {
+        if (u[i] < 0x20 && u[i] != '\t') {
             return false;
         }
+        if (u[i] < 0x80) {
+            continue;
+        }
+        size_t n = u[i] >= 0xf0 && u[i] <= 0xf4   ? 4
+                   : u[i] >= 0xe0 && u[i] <= 0xef ? 3
+                   : u[i] >= 0xc2 && u[i] <= 0xdf ? 2
+                                                  : 0;
+        if (n == 0 || i + n > len) {
+            return false;
+        }
+        for (size_t k = 1; k < n; k++) {
+            if ((u[i + k] & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+        /* No overlong forms, surrogates or values past U+10FFFF. */
+        if ((n == 3 && u[i] == 0xe0 && u[i + 1] < 0xa0) ||
+            (n == 3 && u[i] == 0xed && u[i + 1] >= 0xa0) ||
+            (n == 4 && u[i] == 0xf0 && u[i + 1] < 0x90) ||
+            (n == 4 && u[i] == 0xf4 && u[i + 1] >= 0x90)) {
+            return false;
+        }
+        i += n - 1;
     }
     return true;
 }
@@ -387,8 +412,8 @@ static int parse_tree(struct imp *I, const char *text, size_t len)
     while (next_line(&L, &s, &l)) {
         if (!printable(s, l)) {
             return ierr(I, L.no, 0,
-                        "not `info mtree` text (control characters or "
-                        "binary data)");
+                        "not `info mtree` text (control characters, "
+                        "invalid UTF-8 or binary data)");
         }
         if (l == 0) {
             if (state == 1) {
@@ -1328,7 +1353,8 @@ static int parse_flat(struct imp *I, const char *text, size_t len,
     while (!rc && next_line(&L, &s, &l)) {
         if (!printable(s, l)) {
             rc = ierr(I, L.no, 0, "not `info mtree -f` text (control "
-                                  "characters or binary data)");
+                                  "characters, invalid UTF-8 or binary "
+                                  "data)");
             break;
         }
         if (l == 0) {
@@ -1420,7 +1446,10 @@ static int parse_flat(struct imp *I, const char *text, size_t len,
             rc = ierr(I, L.no, 0, "truncated flat view");
             break;
         }
-        qsort(f->b[i].lines, f->b[i].nr_lines, sizeof(char *), name_cmp);
+        if (f->b[i].nr_lines > 1) {
+            qsort(f->b[i].lines, f->b[i].nr_lines, sizeof(char *),
+                  name_cmp);
+        }
     }
     if (!rc && f->nr == 0) {
         rc = ierr(I, 1, 0, "no \"FlatView #N\" block: empty or not `info "
