@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "reclog.h"
@@ -248,11 +250,68 @@ static void test_big_endian_and_taken(void)
     teardown();
 }
 
+/* Userspace fallback through the access path, and entries a listener took
+ * (e.g. registered with the kernel) are left to the device. */
+static uint64_t dev_writes;
+
+static void count_write(void *opaque, uint64_t offset, uint64_t value,
+                        unsigned size)
+{
+    (void)opaque;
+    (void)offset;
+    (void)value;
+    (void)size;
+    dev_writes++;
+}
+
+static void test_userspace_fallback(void)
+{
+    setup();
+    static const struct ms_region_ops ops = { .write = count_write };
+    struct ms_region_config cfg = { .kind = MS_REGION_IO, .name = "bell",
+                                    .size = 0x100, .ops = &ops };
+    ms_region *dev;
+    CHECK_OK(ms_region_new(sys, &cfg, &dev));
+    tu_add(sysmem, 0x9000, dev, 0);
+    int fd = eventfd(0, EFD_NONBLOCK);
+    REQUIRE(fd >= 0);
+    uint64_t cnt = 0;
+    struct ms_attrs u = MS_ATTRS_UNSPECIFIED;
+
+    /* Nobody took it: the write signals the eventfd, not the device. */
+    CHECK_OK(ms_region_add_eventfd(dev, 0x8, 4, false, 0, fd));
+    dev_writes = 0;
+    CHECK_EQ(ms_as_stl_le(mem, 0x9008, 99, u), MS_TX_OK);
+    CHECK_EQ(dev_writes, 0);
+    CHECK_EQ(read(fd, &cnt, 8), 8);
+    CHECK_EQ(cnt, 1);
+    CHECK_OK(ms_region_del_eventfd(dev, 0x8, 4, false, 0, fd));
+
+    /* A listener takes it: the device gets the write (the backend would
+     * have handled guest writes itself). */
+    L.eventfd_ret = 1;
+    CHECK_OK(ms_region_add_eventfd(dev, 0x8, 4, false, 0, fd));
+    CHECK_EQ(ms_as_stl_le(mem, 0x9008, 99, u), MS_TX_OK);
+    CHECK_EQ(dev_writes, 1);
+    CHECK_EQ(read(fd, &cnt, 8), -1); /* not signalled */
+    /* Once deleted (eventfd_del), a re-added, untaken entry is matched
+     * in userspace again. */
+    L.eventfd_ret = 0;
+    CHECK_OK(ms_region_del_eventfd(dev, 0x8, 4, false, 0, fd));
+    CHECK_OK(ms_region_add_eventfd(dev, 0x8, 0, false, 0, fd));
+    CHECK_EQ(ms_as_stb(mem, 0x9008, 1, u), MS_TX_OK); /* any size */
+    CHECK_EQ(dev_writes, 1);
+    CHECK_EQ(read(fd, &cnt, 8), 8);
+    close(fd);
+    teardown();
+}
+
 int main(void)
 {
     test_bad_input();
     test_basic_and_transactions();
     test_containers_aliases_splits();
     test_big_endian_and_taken();
+    test_userspace_fallback();
     return ms_test_summary("test_ioeventfd");
 }
