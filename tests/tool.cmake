@@ -7,3 +7,5 @@ ms_test(tool_cli LABELS "unit;golden" LIBS ms_testutil
         ARGS $<TARGET_FILE:memspace_tool>
              ${CMAKE_CURRENT_SOURCE_DIR}/data/tool
              ${CMAKE_CURRENT_SOURCE_DIR}/golden/tool)
+ms_test(tool_topology LIBS ms_testutil
+        ARGS ${CMAKE_CURRENT_SOURCE_DIR}/data/tool)

@@ -10,7 +10,9 @@
  * as sets of blocks (QEMU prints blocks in a random order).  Every
  * configuration must match.  The same is done without flat.txt and
  * reported (not required: the tree text alone cannot tell containers from
- * I/O regions, nor the order address spaces were created in).
+ * I/O regions, nor the order address spaces were created in).  With the
+ * flat text, ms_explain() is also checked at every range boundary of every
+ * address space.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -116,6 +118,27 @@ static struct result run(const char *dir, int with_flat, int verbose)
         fprintf(stderr, "%s: build failed: %s\n", dir,
                 ms_topology_error_format(&err, buf, sizeof(buf)));
     } else {
+        /* explain agrees with the view at every range boundary. */
+        for (size_t a = 0; with_flat && a < ms_topology_nr_as(t); a++) {
+            struct ms_topology_as ta;
+            CHECK_OK(ms_topology_as(t, a, &ta));
+            ms_as *as = ms_topology_map_as(map, ta.id);
+            const ms_flatview *fv = ms_as_flatview(as);
+            for (size_t i = 0; i < ms_flatview_nr_ranges(fv); i++) {
+                struct ms_flat_range fr;
+                CHECK_OK(ms_flatview_range(fv, i, &fr));
+                uint64_t probes[] = { fr.gpa, fr.last, fr.last + 1 };
+                for (size_t k = 0; k < 3; k++) {
+                    struct ms_explanation *e;
+                    int erc = ms_explain(as, probes[k], &e);
+                    CHECK_OK(erc);
+                    if (!erc) {
+                        CHECK(k == 2 || e->region == fr.mr);
+                        ms_explanation_free(e);
+                    }
+                }
+            }
+        }
         res.flat = compare(sys, MS_MTREE_FLAT, dir, "flat.txt", 1, verbose);
         res.tree = compare(sys, MS_MTREE_DISABLED, dir, "mtree-D.txt", 0,
                            verbose);
