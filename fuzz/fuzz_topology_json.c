@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     ms_system *sys;
     if (ms_topology_nr_regions(t) <= 4096 && ms_system_new(NULL, &sys) == 0) {
-        struct ms_topology_build_options opts = { .prepare = no_ramdev };
+        struct ms_topology_build_options opts = {.prepare = no_ramdev};
         ms_topology_map *map = NULL;
         if (ms_topology_build(t, sys, &opts, &err, &map) == 0) {
             char *text = NULL;
@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct ms_topology_as ta;
             if (ms_topology_as(t, 0, &ta) == 0) {
                 ms_as *as = ms_topology_map_as(map, ta.id);
-                uint64_t probes[] = { 0, 0x1000, 0xfee00000, UINT64_MAX };
+                uint64_t probes[] = {0, 0x1000, 0xfee00000, UINT64_MAX};
                 for (size_t i = 0; as && i < 4; i++) {
                     struct ms_explanation *e;
                     int rc = ms_explain(as, probes[i], &e);

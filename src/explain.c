@@ -78,8 +78,7 @@ struct builder {
     int err;
 };
 
-static void add_step(struct builder *b, ms_region *r, uint64_t off,
-                     bool via)
+static void add_step(struct builder *b, ms_region *r, uint64_t off, bool via)
 {
     struct ms_explanation *e = b->e;
     if (b->err) {
@@ -95,8 +94,8 @@ static void add_step(struct builder *b, ms_region *r, uint64_t off,
         e->steps = ns;
         b->cap_steps = n;
     }
-    e->steps[e->nr_steps++] = (struct ms_explain_step){
-        .region = r, .offset = off, .via_alias = via };
+    e->steps[e->nr_steps++] =
+        (struct ms_explain_step){.region = r, .offset = off, .via_alias = via};
 }
 
 static void add_loser(struct builder *b, ms_region *r, uint64_t off,
@@ -235,7 +234,7 @@ MS_EXPORT int ms_explain(const ms_as *as, uint64_t gpa,
     if (!e) {
         return -ENOMEM;
     }
-    struct builder b = { .e = e };
+    struct builder b = {.e = e};
     const ms_flatview *fv = ms_as_flatview(as);
     e->gpa = gpa;
     e->as_root = as->root;
@@ -251,8 +250,8 @@ MS_EXPORT int ms_explain(const ms_as *as, uint64_t gpa,
     struct ms_flat_range fr;
     bool found = fv && ms_flatview_lookup(fv, gpa, &fr, NULL) == 0;
     if (found != (e->region != NULL) ||
-        (found && (fr.mr != e->region ||
-                   fr.offset + (gpa - fr.gpa) != e->offset))) {
+        (found &&
+         (fr.mr != e->region || fr.offset + (gpa - fr.gpa) != e->offset))) {
         ms_explanation_free(e);
         return -EPROTO;
     }

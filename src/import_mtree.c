@@ -45,8 +45,7 @@
 #define NONE MS__TOPO_NONE
 
 enum ty { TY_RAM, TY_ROM, TY_ROMD, TY_RAMD, TY_IO };
-static const char *const ty_names[] = { "ram", "rom", "romd", "ramd",
-                                        "i/o" };
+static const char *const ty_names[] = {"ram", "rom", "romd", "ramd", "i/o"};
 
 struct node {
     unsigned line;
@@ -58,8 +57,8 @@ struct node {
     bool alias;
     bool disabled;
     char *name;
-    char *target;  /* alias target name */
-    char *owner;   /* owner label, NULL if none */
+    char *target; /* alias target name */
+    char *owner;  /* owner label, NULL if none */
     uint64_t aoff, alast;
     const char *body; /* raw body (points into the text copy) */
     size_t body_len;
@@ -68,10 +67,10 @@ struct node {
     size_t *kids;
     size_t nr_kids, cap_kids;
     uint64_t sig;
-    size_t uf;      /* union-find parent */
-    size_t slot;    /* alias: index of the memory-region block targeted */
+    size_t uf;   /* union-find parent */
+    size_t slot; /* alias: index of the memory-region block targeted */
     bool guess_target;
-    size_t cls;     /* region index */
+    size_t cls; /* region index */
 };
 
 struct block {
@@ -263,7 +262,7 @@ static bool owner_grammar(const char *s, size_t len)
 {
     size_t i = 0;
     bool any = false;
-    static const char *const labels[] = { "owner:{", "parent:{" };
+    static const char *const labels[] = {"owner:{", "parent:{"};
     for (int k = 0; k < 2; k++) {
         if (any) {
             if (i == len) {
@@ -322,8 +321,7 @@ static int add_node(struct imp *I, size_t *idx)
         I->cap = ncap;
     }
     if (I->nr >= MS__TOPO_MAX_REGIONS) {
-        return ierr(I, 0, 0, "more than %u region lines",
-                    MS__TOPO_MAX_REGIONS);
+        return ierr(I, 0, 0, "more than %u region lines", MS__TOPO_MAX_REGIONS);
     }
     memset(&I->n[I->nr], 0, sizeof(I->n[0]));
     *idx = I->nr++;
@@ -403,7 +401,7 @@ static bool printable(const char *s, size_t len)
 /* Pass 1: blocks, levels, head fields; bodies kept raw. */
 static int parse_tree(struct imp *I, const char *text, size_t len)
 {
-    struct lines L = { .p = text, .end = text + len };
+    struct lines L = {.p = text, .end = text + len};
     const char *s;
     size_t l;
     int state = 0; /* 0 between blocks, 1 header(s) read, 2 in lines */
@@ -492,8 +490,7 @@ static int parse_tree(struct imp *I, const char *text, size_t len)
         }
         if (sp < 2 || sp % 2) {
             return ierr(I, L.no, (unsigned)(at + sp + 1),
-                        "not a region line (indentation of %zu spaces)",
-                        sp);
+                        "not a region line (indentation of %zu spaces)", sp);
         }
         (void)overflow;
         unsigned level = (unsigned)(sp / 2);
@@ -635,8 +632,7 @@ static int parse_bodies(struct imp *I)
                 }
             }
             if (any == NONE || any == 0) {
-                rc = ierr(I, n->line, 0,
-                          "alias line without \"NAME @TARGET\"");
+                rc = ierr(I, n->line, 0, "alias line without \"NAME @TARGET\"");
                 break;
             }
             if (split == NONE || split == 0) {
@@ -847,7 +843,7 @@ static int merge_mr_blocks(struct imp *I)
             continue;
         }
         size_t root = I->b[k].first;
-        struct sigent key = { .sig = I->n[root].sig, .node = 0 };
+        struct sigent key = {.sig = I->n[root].sig, .node = 0};
         size_t lo = 0, hi = ns;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
@@ -930,8 +926,7 @@ static int bind_targets(struct imp *I)
             /* Keep the options owned like the alias, if any is. */
             size_t keep = 0;
             for (size_t k = 0; k < no; k++) {
-                const struct node *t = &I->n[I->b[I->mr_blocks[opts[k]]]
-                                                 .first];
+                const struct node *t = &I->n[I->b[I->mr_blocks[opts[k]]].first];
                 if (t->owner && strcmp(t->owner, a->owner) == 0) {
                     opts[keep++] = opts[k];
                 }
@@ -1045,8 +1040,7 @@ static int set_ids(ms_topology *t)
         } else if (same_owner == 1 && lab[0]) {
             snprintf(buf, sizeof(buf), "%s@%s", r->name, lab);
         } else if (same_parent == 1 && r->container != NONE) {
-            snprintf(buf, sizeof(buf), "%s/%s", t->r[r->container].id,
-                     r->name);
+            snprintf(buf, sizeof(buf), "%s/%s", t->r[r->container].id, r->name);
         } else {
             snprintf(buf, sizeof(buf), "%s", r->name);
         }
@@ -1061,8 +1055,8 @@ static int set_ids(ms_topology *t)
         unsigned dup = 1;
         for (size_t kk = 0; kk < k; kk++) {
             if (strcmp(t->r[order[kk]].id, t->r[i].id) == 0 ||
-                (strncmp(t->r[order[kk]].id, t->r[i].id,
-                         strlen(t->r[i].id)) == 0 &&
+                (strncmp(t->r[order[kk]].id, t->r[i].id, strlen(t->r[i].id)) ==
+                     0 &&
                  t->r[order[kk]].id[strlen(t->r[i].id)] == '#')) {
                 dup++;
             }
@@ -1261,8 +1255,8 @@ static int describe(struct imp *I, ms_topology *t)
 struct fblock {
     char **as_lines; /* " AS \"x\", root: y" */
     size_t nr_as;
-    char *key;       /* sorted AS lines + root line */
-    char **lines;    /* range lines, sorted */
+    char *key;    /* sorted AS lines + root line */
+    char **lines; /* range lines, sorted */
     size_t nr_lines, cap_lines;
     bool used;
 };
@@ -1341,7 +1335,7 @@ static int make_key(struct fblock *b, const char *root_line)
 static int parse_flat(struct imp *I, const char *text, size_t len,
                       const char *file, struct flat *f)
 {
-    struct lines L = { .p = text, .end = text + len };
+    struct lines L = {.p = text, .end = text + len};
     const char *s;
     size_t l;
     struct fblock *cur = NULL;
@@ -1352,15 +1346,17 @@ static int parse_flat(struct imp *I, const char *text, size_t len,
     int rc = 0;
     while (!rc && next_line(&L, &s, &l)) {
         if (!printable(s, l)) {
-            rc = ierr(I, L.no, 0, "not `info mtree -f` text (control "
-                                  "characters, invalid UTF-8 or binary "
-                                  "data)");
+            rc = ierr(I, L.no, 0,
+                      "not `info mtree -f` text (control "
+                      "characters, invalid UTF-8 or binary "
+                      "data)");
             break;
         }
         if (l == 0) {
             if (state == 1) {
-                rc = ierr(I, L.no, 1, "flat view without \" Root memory "
-                                      "region:\" line (truncated text?)");
+                rc = ierr(I, L.no, 1,
+                          "flat view without \" Root memory "
+                          "region:\" line (truncated text?)");
             }
             state = 0;
             cur = NULL;
@@ -1368,8 +1364,9 @@ static int parse_flat(struct imp *I, const char *text, size_t len,
         }
         if (starts(s, l, "FlatView #")) {
             if (state != 0) {
-                rc = ierr(I, L.no, 1, "a new flat view starts without an "
-                                      "empty line");
+                rc = ierr(I, L.no, 1,
+                          "a new flat view starts without an "
+                          "empty line");
                 break;
             }
             if (f->nr == f->cap) {
@@ -1432,8 +1429,8 @@ static int parse_flat(struct imp *I, const char *text, size_t len,
             while (keep >= 4 && memcmp(s + keep - 4, " KVM", 4) == 0) {
                 keep -= 4;
             }
-            rc = push_str(&cur->lines, &cur->nr_lines, &cur->cap_lines, s,
-                          keep);
+            rc =
+                push_str(&cur->lines, &cur->nr_lines, &cur->cap_lines, s, keep);
             continue;
         }
         rc = ierr(I, L.no, 1, "unexpected line in a flat view");
@@ -1447,13 +1444,13 @@ static int parse_flat(struct imp *I, const char *text, size_t len,
             break;
         }
         if (f->b[i].nr_lines > 1) {
-            qsort(f->b[i].lines, f->b[i].nr_lines, sizeof(char *),
-                  name_cmp);
+            qsort(f->b[i].lines, f->b[i].nr_lines, sizeof(char *), name_cmp);
         }
     }
     if (!rc && f->nr == 0) {
-        rc = ierr(I, 1, 0, "no \"FlatView #N\" block: empty or not `info "
-                           "mtree -f` text");
+        rc = ierr(I, 1, 0,
+                  "no \"FlatView #N\" block: empty or not `info "
+                  "mtree -f` text");
     }
     I->file = saved;
     return rc;
@@ -1477,10 +1474,9 @@ static int order_as(ms_topology *t, const struct flat *f)
     }
     for (size_t a = 0; a < n && !rc; a++) {
         const struct ms__treg *root = &t->r[t->as[a].root];
-        size_t len = strlen(t->as[a].name) + strlen(root->name) + 64 +
-                     (root->target != NONE
-                          ? strlen(t->r[root->target].name)
-                          : 0);
+        size_t len =
+            strlen(t->as[a].name) + strlen(root->name) + 64 +
+            (root->target != NONE ? strlen(t->r[root->target].name) : 0);
         keys[a] = malloc(len);
         if (!keys[a]) {
             rc = -ENOMEM;
@@ -1686,12 +1682,11 @@ static void eval_free(struct eval *e)
 static char *range_line(const struct ms_flat_range *fr)
 {
     char buf[160];
-    int n = snprintf(buf, sizeof(buf),
-                     "  %016" PRIx64 "-%016" PRIx64 " (prio %" PRId32
-                     ", %s%s): ",
-                     fr->gpa, fr->last, ms_region_priority(fr->mr),
-                     fr->nonvolatile ? "nv-" : "",
-                     fr->readonly ? "rom" : ms_region_type_name(fr->mr));
+    int n = snprintf(
+        buf, sizeof(buf),
+        "  %016" PRIx64 "-%016" PRIx64 " (prio %" PRId32 ", %s%s): ", fr->gpa,
+        fr->last, ms_region_priority(fr->mr), fr->nonvolatile ? "nv-" : "",
+        fr->readonly ? "rom" : ms_region_type_name(fr->mr));
     const char *name = ms_region_name(fr->mr);
     size_t len = (size_t)n + strlen(name) + 24;
     char *s = malloc(len);
@@ -1772,7 +1767,7 @@ static int u64_cmp(const void *a, const void *b)
 
 /* Bytes rendered differently by two sorted, disjoint range lists. */
 static long double bytes_differ(const struct span *a, size_t na,
-                           const struct span *b, size_t nb)
+                                const struct span *b, size_t nb)
 {
     size_t nbd = 0;
     uint64_t *bd = malloc((2 * (na + nb) + 1) * sizeof(*bd));
@@ -1859,9 +1854,8 @@ static int hint_path(struct eval *e, ms_as *as, uint64_t gpa,
         if (!ms_region_alias_target(x->steps[k].region)) {
             continue;
         }
-        struct ptrix key = { .p = x->steps[k].region };
-        const struct ptrix *hit = bsearch(&key, px, n, sizeof(*px),
-                                          ptrix_cmp);
+        struct ptrix key = {.p = x->steps[k].region};
+        const struct ptrix *hit = bsearch(&key, px, n, sizeof(*px), ptrix_cmp);
         if (hit) {
             rc = add_hint(e, hit->i);
         }
@@ -1928,9 +1922,9 @@ static int diff_block(struct eval *e, const struct oblock *ob,
             if (!o->text) {
                 return -ENOMEM;
             }
-            struct ptrix key = { .p = ob->lines[x].mr };
-            const struct ptrix *hit = bsearch(&key, px, npx, sizeof(*px),
-                                              ptrix_cmp);
+            struct ptrix key = {.p = ob->lines[x].mr};
+            const struct ptrix *hit =
+                bsearch(&key, px, npx, sizeof(*px), ptrix_cmp);
             o->gpa = hit ? hit->i : NONE; /* description index */
             o->mr = NULL;
             o->as = NULL;
@@ -1946,8 +1940,7 @@ static int diff_block(struct eval *e, const struct oblock *ob,
 }
 
 /* Build @t, render, compare with @f. */
-static int evaluate(const ms_topology *t, const struct flat *f,
-                    struct eval *e)
+static int evaluate(const ms_topology *t, const struct flat *f, struct eval *e)
 {
     memset(e, 0, sizeof(*e));
     ms_system *sys;
@@ -1955,9 +1948,9 @@ static int evaluate(const ms_topology *t, const struct flat *f,
     if (rc) {
         return rc;
     }
-    struct ramdev rd = { 0 };
-    struct ms_topology_build_options opts = { .prepare = prep_ramdev,
-                                              .opaque = &rd };
+    struct ramdev rd = {0};
+    struct ms_topology_build_options opts = {.prepare = prep_ramdev,
+                                             .opaque = &rd};
     ms_topology_map *map = NULL;
     rc = ms_topology_build(t, sys, &opts, NULL, &map);
     struct oblock *ob = NULL;
@@ -1992,7 +1985,7 @@ static int evaluate(const ms_topology *t, const struct flat *f,
             continue;
         }
         const ms_flatview *fv = ms_as_flatview(as_list[a]);
-        struct fblock tmp = { 0 };
+        struct fblock tmp = {0};
         size_t cap = 0;
         for (size_t b = a; b < nas && !rc; b++) {
             if (done[b] || !as_list[b] || ms_as_flatview(as_list[b]) != fv) {
@@ -2002,16 +1995,14 @@ static int evaluate(const ms_topology *t, const struct flat *f,
             ms_region *root = ms_as_root(as_list[b]);
             char line[2048];
             if (ms_region_alias_target(root)) {
-                snprintf(line, sizeof(line),
-                         " AS \"%s\", root: %s, alias %s",
+                snprintf(line, sizeof(line), " AS \"%s\", root: %s, alias %s",
                          ms_as_name(as_list[b]), ms_region_name(root),
                          ms_region_name(ms_region_alias_target(root)));
             } else {
                 snprintf(line, sizeof(line), " AS \"%s\", root: %s",
                          ms_as_name(as_list[b]), ms_region_name(root));
             }
-            rc = push_str(&tmp.as_lines, &tmp.nr_as, &cap, line,
-                          strlen(line));
+            rc = push_str(&tmp.as_lines, &tmp.nr_as, &cap, line, strlen(line));
         }
         ms_region *vr = ms_flatview_root(fv);
         char rl[1100];
@@ -2055,8 +2046,7 @@ static int evaluate(const ms_topology *t, const struct flat *f,
     for (size_t i = 0; i < nob && !rc; i++) {
         size_t match = NONE;
         for (size_t k = 0; k < f->nr; k++) {
-            if (!fused[k] && ob[i].key && strcmp(f->b[k].key, ob[i].key) ==
-                                              0) {
+            if (!fused[k] && ob[i].key && strcmp(f->b[k].key, ob[i].key) == 0) {
                 match = k;
                 break;
             }
@@ -2115,8 +2105,7 @@ static void flip(ms_topology *t, size_t i, unsigned what)
 {
     struct ms__treg *r = &t->r[i];
     if (what == AMB_TERM) {
-        r->kind = r->kind == MS_REGION_IO ? MS_REGION_CONTAINER
-                                          : MS_REGION_IO;
+        r->kind = r->kind == MS_REGION_IO ? MS_REGION_CONTAINER : MS_REGION_IO;
     } else if (what == AMB_SIZE) {
         r->size = r->size ? 0 : 1;
     } else if (what == AMB_RO) {
@@ -2146,7 +2135,7 @@ static int add_cand(struct cand **c, size_t *nr, size_t *cap, size_t region,
         *c = nc;
         *cap = ncap;
     }
-    (*c)[(*nr)++] = (struct cand){ region, what };
+    (*c)[(*nr)++] = (struct cand){region, what};
     return 0;
 }
 
@@ -2217,8 +2206,8 @@ static int infer(struct imp *I, ms_topology *t, const struct flat *f)
         }
         /* Aliases of size 0/1 whose target shows up. */
         for (size_t r = 0; r < t->nr && !rc && cur.nr_missing; r++) {
-            if ((I->ambig[r] & AMB_SIZE) &&
-                t->r[r].kind == MS_REGION_ALIAS && t->r[r].size == 0) {
+            if ((I->ambig[r] & AMB_SIZE) && t->r[r].kind == MS_REGION_ALIAS &&
+                t->r[r].size == 0) {
                 rc = add_cand(&c, &nc, &capc, r, AMB_SIZE);
             }
         }
@@ -2322,9 +2311,8 @@ static void imp_free(struct imp *I)
 }
 
 MS_EXPORT int ms_topology_import_mtree(const char *tree, size_t tree_len,
-                                       const char *tree_file,
-                                       const char *flat, size_t flat_len,
-                                       const char *flat_file,
+                                       const char *tree_file, const char *flat,
+                                       size_t flat_len, const char *flat_file,
                                        struct ms_topology_error *err,
                                        ms_topology **out)
 {
@@ -2334,8 +2322,8 @@ MS_EXPORT int ms_topology_import_mtree(const char *tree, size_t tree_len,
     if (!tree || !out) {
         return -EINVAL;
     }
-    struct imp I = { .file = tree_file, .err = err };
-    struct flat F = { 0 };
+    struct imp I = {.file = tree_file, .err = err};
+    struct flat F = {0};
     ms_topology *t = NULL;
     int rc = parse_tree(&I, tree, tree_len);
     if (!rc && flat) {

@@ -64,14 +64,14 @@ ms_topology_error_format(const struct ms_topology_error *err, char *buf,
         return buf;
     }
     size_t len = 0;
-#define APPEND(...)                                                          \
-    do {                                                                     \
-        if (len < size) {                                                    \
-            int n_ = snprintf(buf + len, size - len, __VA_ARGS__);           \
-            if (n_ > 0) {                                                    \
-                len += (size_t)n_;                                           \
-            }                                                                \
-        }                                                                    \
+#define APPEND(...)                                                            \
+    do {                                                                       \
+        if (len < size) {                                                      \
+            int n_ = snprintf(buf + len, size - len, __VA_ARGS__);             \
+            if (n_ > 0) {                                                      \
+                len += (size_t)n_;                                             \
+            }                                                                  \
+        }                                                                      \
     } while (0)
     if (err->file[0]) {
         APPEND("%s:", err->file);
@@ -412,8 +412,7 @@ MS_EXPORT int ms_topology_region(const ms_topology *t, size_t i,
     return 0;
 }
 
-MS_EXPORT size_t ms_topology_subregion(const ms_topology *t, size_t i,
-                                       size_t k)
+MS_EXPORT size_t ms_topology_subregion(const ms_topology *t, size_t i, size_t k)
 {
     if (!t || i >= t->nr || k >= t->r[i].nr_subs) {
         return SIZE_MAX;
@@ -544,8 +543,8 @@ static int check_overlaps(struct issue_ctx *c, size_t parent)
                    "-0x%" PRIx64 "] overlap in '%s' with the same "
                    "priority %" PRId32 "; only the order they were added "
                    "decides which one wins",
-                   label(a), s[far].first, s[far].last, label(b),
-                   s[k].first, s[k].last, label(p), s[k].prio);
+                   label(a), s[far].first, s[far].last, label(b), s[k].first,
+                   s[k].last, label(p), s[k].prio);
         }
         if (far == SIZE_MAX || s[far].prio != s[k].prio ||
             s[k].last > s[far].last) {
@@ -556,13 +555,13 @@ static int check_overlaps(struct issue_ctx *c, size_t parent)
     return 0;
 }
 
-MS_EXPORT int ms_topology_check(const ms_topology *t,
-                                ms_topology_issue_fn fn, void *opaque)
+MS_EXPORT int ms_topology_check(const ms_topology *t, ms_topology_issue_fn fn,
+                                void *opaque)
 {
     if (!t) {
         return -EINVAL;
     }
-    struct issue_ctx c = { .t = t, .fn = fn, .opaque = opaque };
+    struct issue_ctx c = {.t = t, .fn = fn, .opaque = opaque};
     for (size_t i = 0; i < t->nr; i++) {
         const struct ms__treg *r = &t->r[i];
         if (!r->name) {

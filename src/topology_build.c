@@ -118,8 +118,7 @@ struct capture {
     char last[512];
 };
 
-static void capture_log(void *opaque, enum ms_log_level level,
-                        const char *msg)
+static void capture_log(void *opaque, enum ms_log_level level, const char *msg)
 {
     struct capture *c = opaque;
     if (level == MS_LOG_ERROR) {
@@ -136,10 +135,10 @@ struct applier {
     const struct ms_topology_build_options *opts;
     struct ms_topology_error *err;
     struct capture cap;
-    ms_region **nr;     /* new region per description index (referenced) */
-    bool *created;      /* nr[i] was created by this apply */
-    bool *old_used;     /* old map entry i is reused */
-    size_t *old_of;     /* old entry of description i, or NONE */
+    ms_region **nr;       /* new region per description index (referenced) */
+    bool *created;        /* nr[i] was created by this apply */
+    bool *old_used;       /* old map entry i is reused */
+    size_t *old_of;       /* old entry of description i, or NONE */
     unsigned char *state; /* 0 todo, 1 in progress, 2 done */
     int rc;
 };
@@ -165,20 +164,18 @@ static size_t map_find(const ms_topology_map *m, const char *id)
     return MS__TOPO_NONE;
 }
 
-static void MS__PRINTF(4, 5) fail(struct applier *A, int rc, size_t idx,
-                                  const char *fmt, ...)
+static void MS__PRINTF(4, 5)
+    fail(struct applier *A, int rc, size_t idx, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    const char *where = idx != MS__TOPO_NONE && A->t->r[idx].where
-                            ? A->t->r[idx].where
-                            : "";
+    const char *where =
+        idx != MS__TOPO_NONE && A->t->r[idx].where ? A->t->r[idx].where : "";
     if (A->cap.last[0]) {
-        ms__topo_err(A->err, rc, NULL, 0, 0, where, "%s: %s", msg,
-                     A->cap.last);
+        ms__topo_err(A->err, rc, NULL, 0, 0, where, "%s: %s", msg, A->cap.last);
     } else {
         ms__topo_err(A->err, rc, NULL, 0, 0, where, "%s (%s)", msg,
                      strerror(-rc));
@@ -288,8 +285,7 @@ static void update_extras(struct applier *A, size_t i, struct ment *o,
                         : ms_region_add_eventfd(r, f->offset, f->size,
                                                 f->match_data, f->data, fd);
         if (rc) {
-            fail(A, rc, i, "cannot add ioeventfd #%zu of '%s'", j,
-                 rname(d));
+            fail(A, rc, i, "cannot add ioeventfd #%zu of '%s'", j, rname(d));
             fd = -1;
         }
         n->fds[j] = fd;
@@ -324,8 +320,8 @@ static int create(struct applier *A, size_t i)
         desc_of(A->t, i, &desc);
         int rc = A->opts->prepare(A->opts->opaque, &desc, &cfg);
         if (rc) {
-            fail(A, rc < 0 ? rc : -EINVAL, i,
-                 "preparing region '%s' failed", rname(d));
+            fail(A, rc < 0 ? rc : -EINVAL, i, "preparing region '%s' failed",
+                 rname(d));
             return A->rc;
         }
     }
@@ -564,7 +560,7 @@ static int apply(ms_topology_map *map, const ms_topology *t,
 {
     ms_system *sys = map->sys;
     size_t n = t->nr;
-    struct applier A = { .map = map, .t = t, .opts = opts, .err = err };
+    struct applier A = {.map = map, .t = t, .opts = opts, .err = err};
     struct ment *ne = calloc(n ? n : 1, sizeof(*ne));
     struct mas *nas = calloc(t->nr_as ? t->nr_as : 1, sizeof(*nas));
     A.nr = calloc(n ? n : 1, sizeof(*A.nr));
@@ -615,9 +611,8 @@ static int apply(ms_topology_map *map, const ms_topology *t,
     for (size_t i = 0; i < n && !A.rc; i++) {
         ne[i].id = ms__topo_strdup(t->r[i].id);
         size_t o = A.old_of[i];
-        struct ment *old = o != MS__TOPO_NONE && A.old_used[o]
-                               ? &map->e[o]
-                               : NULL;
+        struct ment *old =
+            o != MS__TOPO_NONE && A.old_used[o] ? &map->e[o] : NULL;
         ne[i].block = old ? old->block : A.nr[i]->block_size;
         if (!ne[i].id) {
             fail(&A, -ENOMEM, i, "out of memory");
@@ -651,9 +646,8 @@ static int apply(ms_topology_map *map, const ms_topology *t,
             rc = ms_as_new(sys, root, d->name, &nas[k].as);
             if (rc) {
                 ms__topo_err(err, rc, NULL, 0, 0, "",
-                             "cannot create address space '%s': %s",
-                             d->name, A.cap.last[0] ? A.cap.last
-                                                    : strerror(-rc));
+                             "cannot create address space '%s': %s", d->name,
+                             A.cap.last[0] ? A.cap.last : strerror(-rc));
                 A.rc = rc;
             }
         }
@@ -786,8 +780,7 @@ MS_EXPORT ms_region *ms_topology_map_region(const ms_topology_map *map,
     return i == MS__TOPO_NONE ? NULL : map->e[i].r;
 }
 
-MS_EXPORT ms_as *ms_topology_map_as(const ms_topology_map *map,
-                                    const char *id)
+MS_EXPORT ms_as *ms_topology_map_as(const ms_topology_map *map, const char *id)
 {
     if (!map || !id) {
         return NULL;

@@ -82,9 +82,9 @@ size_t ms__topo_find(const ms_topology *t, const char *id);
 int ms__topo_finish(ms_topology *t, struct ms_topology_error *err,
                     const char *file);
 uint64_t ms__topo_last(uint64_t start, uint64_t size); /* size != 0 */
-void ms__topo_err(struct ms_topology_error *err, int error,
-                  const char *file, unsigned line, unsigned column,
-                  const char *path, const char *fmt, ...) MS__PRINTF(7, 8);
+void ms__topo_err(struct ms_topology_error *err, int error, const char *file,
+                  unsigned line, unsigned column, const char *path,
+                  const char *fmt, ...) MS__PRINTF(7, 8);
 char *ms__topo_strdup(const char *s);
 char *ms__topo_strndup(const char *s, size_t n);
 /* topology_build.c: region of description index @i after an apply. */

@@ -68,7 +68,7 @@ static const char *type_name(const json_t *v)
 static void join_path(char *out, size_t size, const char *a, const char *b,
                       const char *c)
 {
-    const char *parts[3] = { a, b, c };
+    const char *parts[3] = {a, b, c};
     size_t len = 0;
     char tmp[1024];
     for (size_t k = 0; k < 3; k++) {
@@ -84,8 +84,7 @@ static void join_path(char *out, size_t size, const char *a, const char *b,
 }
 
 /* Append ".key" or "[i]" to a path. */
-static void sub_path(char *out, size_t size, const char *path,
-                     const char *key)
+static void sub_path(char *out, size_t size, const char *path, const char *key)
 {
     join_path(out, size, path, ".", key);
 }
@@ -102,7 +101,8 @@ static int check_keys(struct loader *L, json_t *obj, const char *path,
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         bool ok = false;
         for (size_t i = 0; known[i]; i++) {
             if (strcmp(key, known[i]) == 0) {
@@ -120,8 +120,8 @@ static int check_keys(struct loader *L, json_t *obj, const char *path,
                                  i ? ", " : "", known[i]);
                 len += n > 0 ? (size_t)n : 0;
             }
-            return fail(L, kp, "unknown key \"%s\" (expected one of: %s)",
-                        key, list);
+            return fail(L, kp, "unknown key \"%s\" (expected one of: %s)", key,
+                        list);
         }
     }
     return 0;
@@ -187,8 +187,8 @@ static int parse_num(struct loader *L, json_t *v, const char *path,
         } else if (base == 16 && ch >= 'A' && ch <= 'F') {
             d = (unsigned)(ch - 'A' + 10);
         } else {
-            return fail(L, path, "\"%s\" is not a number (bad digit '%c')",
-                        s, ch);
+            return fail(L, path, "\"%s\" is not a number (bad digit '%c')", s,
+                        ch);
         }
         if (is_2_64) {
             over = true; /* any digit after 2^64 is too much */
@@ -200,8 +200,7 @@ static int parse_num(struct loader *L, json_t *v, const char *path,
                 is_2_64 = true;
                 continue;
             }
-            if (base == 10 && val == UINT64_C(1844674407370955161) &&
-                d == 6) {
+            if (base == 10 && val == UINT64_C(1844674407370955161) && d == 6) {
                 is_2_64 = true;
                 continue;
             }
@@ -286,8 +285,7 @@ static int get_str(struct loader *L, json_t *obj, const char *key,
 }
 
 static int get_num(struct loader *L, json_t *obj, const char *key,
-                   const char *path, bool is_size, bool required,
-                   uint64_t *out)
+                   const char *path, bool is_size, bool required, uint64_t *out)
 {
     json_t *v = json_object_get(obj, key);
     char p[512];
@@ -299,11 +297,11 @@ static int get_num(struct loader *L, json_t *obj, const char *key,
 }
 
 static const char *const region_keys[] = {
-    "id",        "name",      "kind",         "size",       "addr",
-    "priority",  "enabled",   "readonly",     "nonvolatile", "romd",
-    "owner",     "target",    "alias_offset", "dirty_log",  "ioeventfds",
-    "subregions", "comment",  NULL
-};
+    "id",           "name",      "kind",       "size",
+    "addr",         "priority",  "enabled",    "readonly",
+    "nonvolatile",  "romd",      "owner",      "target",
+    "alias_offset", "dirty_log", "ioeventfds", "subregions",
+    "comment",      NULL};
 
 static int load_eventfds(struct loader *L, struct ms__treg *r, json_t *arr,
                          const char *path)
@@ -321,8 +319,8 @@ static int load_eventfds(struct loader *L, struct ms__treg *r, json_t *arr,
     if (!r->efd) {
         return -ENOMEM;
     }
-    static const char *const keys[] = { "offset", "size", "data", "fd",
-                                        "comment", NULL };
+    static const char *const keys[] = {"offset", "size",    "data",
+                                       "fd",     "comment", NULL};
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(arr, i);
         char ep[512];
@@ -343,16 +341,17 @@ static int load_eventfds(struct loader *L, struct ms__treg *r, json_t *arr,
             size != 8) {
             char sp[600];
             sub_path(sp, sizeof(sp), ep, "size");
-            err = fail(L, sp, "must be 0 (any), 1, 2, 4 or 8 (got %" PRIu64
-                       ")", size);
+            err = fail(L, sp, "must be 0 (any), 1, 2, 4 or 8 (got %" PRIu64 ")",
+                       size);
         }
         f->size = (unsigned)size;
         if (!err && json_object_get(e, "data")) {
             f->match_data = true;
             err = get_num(L, e, "data", ep, false, false, &f->data);
             if (!err && size == 0) {
-                err = fail(L, ep, "\"data\" needs a \"size\" of 1, 2, 4 "
-                                  "or 8");
+                err = fail(L, ep,
+                           "\"data\" needs a \"size\" of 1, 2, 4 "
+                           "or 8");
             }
         }
         json_t *fd = json_object_get(e, "fd");
@@ -361,8 +360,8 @@ static int load_eventfds(struct loader *L, struct ms__treg *r, json_t *arr,
             sub_path(fp, sizeof(fp), ep, "fd");
             if (!json_is_integer(fd) || json_integer_value(fd) < 0 ||
                 json_integer_value(fd) > INT32_MAX) {
-                err = fail(L, fp, "expected an integer from 0 to %d",
-                           INT32_MAX);
+                err =
+                    fail(L, fp, "expected an integer from 0 to %d", INT32_MAX);
             } else {
                 f->fd = (int)json_integer_value(fd);
             }
@@ -440,8 +439,8 @@ static int load_region_fields(struct loader *L, json_t *o, const char *path,
         }
         json_int_t x = json_integer_value(v);
         if (x < INT32_MIN || x > INT32_MAX) {
-            return fail(L, p, "%lld is out of range (%d to %d)",
-                        (long long)x, INT32_MIN, INT32_MAX);
+            return fail(L, p, "%lld is out of range (%d to %d)", (long long)x,
+                        INT32_MIN, INT32_MAX);
         }
         r->priority = (int32_t)x;
     }
@@ -460,8 +459,9 @@ static int load_region_fields(struct loader *L, json_t *o, const char *path,
     }
     if (r->kind == MS_REGION_ALIAS) {
         if (!target) {
-            return fail(L, path, "an alias needs a \"target\" (a region "
-                                 "id)");
+            return fail(L, path,
+                        "an alias needs a \"target\" (a region "
+                        "id)");
         }
         if ((err = get_num(L, o, "alias_offset", path, false, false,
                            &r->alias_offset))) {
@@ -472,10 +472,10 @@ static int load_region_fields(struct loader *L, json_t *o, const char *path,
             return -ENOMEM;
         }
     } else if (target || json_object_get(o, "alias_offset")) {
-        sub_path(p, sizeof(p), path,
-                 target ? "target" : "alias_offset");
-        return fail(L, p, "only alias regions have \"target\" and "
-                          "\"alias_offset\"");
+        sub_path(p, sizeof(p), path, target ? "target" : "alias_offset");
+        return fail(L, p,
+                    "only alias regions have \"target\" and "
+                    "\"alias_offset\"");
     }
     v = json_object_get(o, "dirty_log");
     if (v) {
@@ -490,8 +490,9 @@ static int load_region_fields(struct loader *L, json_t *o, const char *path,
             idx_path(cp, sizeof(cp), p, i);
             if (!json_is_string(c) ||
                 strcmp(json_string_value(c), "vga") != 0) {
-                return fail(L, cp, "only the client \"vga\" can be logged "
-                                   "explicitly");
+                return fail(L, cp,
+                            "only the client \"vga\" can be logged "
+                            "explicitly");
             }
             r->log_vga = true;
         }
@@ -507,8 +508,7 @@ static int load_region(struct loader *L, json_t *o, const char *path,
                        size_t container, unsigned depth)
 {
     if (!json_is_object(o)) {
-        return fail(L, path, "expected a region object, got %s",
-                    type_name(o));
+        return fail(L, path, "expected a region object, got %s", type_name(o));
     }
     if (depth > MS__TOPO_MAX_DEPTH) {
         return fail(L, path, "regions are nested more than %d levels deep",
@@ -528,8 +528,7 @@ static int load_region(struct loader *L, json_t *o, const char *path,
         if (!nt) {
             return -ENOMEM;
         }
-        memset(nt + L->nr_target_ids, 0,
-               (n - L->nr_target_ids) * sizeof(*nt));
+        memset(nt + L->nr_target_ids, 0, (n - L->nr_target_ids) * sizeof(*nt));
         L->target_ids = nt;
         L->nr_target_ids = n;
     }
@@ -566,9 +565,8 @@ static int load_region(struct loader *L, json_t *o, const char *path,
 
 static int load_doc(struct loader *L, json_t *doc)
 {
-    static const char *const top_keys[] = { "format", "version",
-                                            "address_spaces", "regions",
-                                            "comment", NULL };
+    static const char *const top_keys[] = {
+        "format", "version", "address_spaces", "regions", "comment", NULL};
     if (!json_is_object(doc)) {
         return fail(L, "$", "expected an object, got %s", type_name(doc));
     }
@@ -597,8 +595,7 @@ static int load_doc(struct loader *L, json_t *doc)
     }
     json_t *c = json_object_get(doc, "comment");
     if (c && !json_is_string(c)) {
-        return fail(L, "$.comment", "expected a string, got %s",
-                    type_name(c));
+        return fail(L, "$.comment", "expected a string, got %s", type_name(c));
     }
     json_t *regions = json_object_get(doc, "regions");
     if (!regions) {
@@ -611,8 +608,8 @@ static int load_doc(struct loader *L, json_t *doc)
     for (size_t i = 0; i < json_array_size(regions); i++) {
         char p[64];
         idx_path(p, sizeof(p), "$.regions", i);
-        if ((err = load_region(L, json_array_get(regions, i), p,
-                               MS__TOPO_NONE, 1))) {
+        if ((err = load_region(L, json_array_get(regions, i), p, MS__TOPO_NONE,
+                               1))) {
             return err;
         }
     }
@@ -642,8 +639,7 @@ static int load_doc(struct loader *L, json_t *doc)
         if (tg == MS__TOPO_NONE) {
             char p[600];
             sub_path(p, sizeof(p), L->t->r[i].where, "target");
-            return fail(L, p, "no region has the id \"%s\"",
-                        L->target_ids[i]);
+            return fail(L, p, "no region has the id \"%s\"", L->target_ids[i]);
         }
         L->t->r[i].target = tg;
     }
@@ -652,8 +648,8 @@ static int load_doc(struct loader *L, json_t *doc)
         return fail(L, "$.address_spaces", "expected an array, got %s",
                     type_name(ases));
     }
-    static const char *const as_keys[] = { "id", "name", "root", "comment",
-                                           NULL };
+    static const char *const as_keys[] = {"id", "name", "root", "comment",
+                                          NULL};
     for (size_t i = 0; i < json_array_size(ases); i++) {
         json_t *a = json_array_get(ases, i);
         char p[64];
@@ -708,12 +704,12 @@ MS_EXPORT int ms_topology_load_json(const char *text, size_t len,
     if (!text || !out) {
         return -EINVAL;
     }
-    struct loader L = { .file = file, .err = err };
+    struct loader L = {.file = file, .err = err};
     json_error_t jerr;
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
-        ms__topo_err(err, -EINVAL, file, jerr.line > 0 ? (unsigned)jerr.line
-                                                       : 0,
+        ms__topo_err(err, -EINVAL, file,
+                     jerr.line > 0 ? (unsigned)jerr.line : 0,
                      jerr.column > 0 ? (unsigned)jerr.column : 0, "",
                      "invalid JSON: %s", jerr.text);
         return -EINVAL;

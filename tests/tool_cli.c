@@ -9,9 +9,9 @@
  * of compared; review the diff like code.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,8 +139,8 @@ static void svg_case(const char *file)
     snprintf(cmd, sizeof(cmd), "xmllint --noout '%s'", svg);
     CHECK_EQ(system(cmd), 0);
     snprintf(cmd, sizeof(cmd),
-             "rsvg-convert '%s' -o '%s/pic.png' && test -s '%s/pic.png'",
-             svg, tmpdir, tmpdir);
+             "rsvg-convert '%s' -o '%s/pic.png' && test -s '%s/pic.png'", svg,
+             tmpdir, tmpdir);
     CHECK_EQ(system(cmd), 0);
 }
 
@@ -226,17 +226,18 @@ int main(int argc, char **argv)
         run_free(&r);
     }
     r = run("import small-mtree-oD.txt");
-    CHECK(strstr(r.err, "guessed kind (container or i/o) of \"ioport\"") != NULL);
+    CHECK(strstr(r.err, "guessed kind (container or i/o) of \"ioport\"") !=
+          NULL);
     run_free(&r);
     r = run("import small-mtree-oD.txt --flat small-flat.txt");
-    CHECK(strstr(r.err, "guessed kind (container or i/o) of \"ioport\"") == NULL);
+    CHECK(strstr(r.err, "guessed kind (container or i/o) of \"ioport\"") ==
+          NULL);
     run_free(&r);
 
     /* Explain: overlapping, aliased, unassigned, hole, children. */
     golden_case("explain basic.json 0xa0010", 0, "explain-overlap.txt");
     golden_case("explain basic.json 0x100010", 0, "explain-alias.txt");
-    golden_case("explain basic.json 0x80000000", 0,
-                "explain-unassigned.txt");
+    golden_case("explain basic.json 0x80000000", 0, "explain-unassigned.txt");
     golden_case("explain basic.json 0xfe001000", 0, "explain-hole.txt");
     golden_case("explain basic.json 0xcf9 --as I/O", 0, "explain-io.txt");
     golden_case("explain basic.json 0x10 --as dma", 0, "explain-dma.txt");
@@ -266,8 +267,7 @@ int main(int argc, char **argv)
     }
 
     /* Bad input: a clear message with the position, exit 1. */
-    error_case("json bad/malformed.json", 1,
-               "bad/malformed.json:4:");
+    error_case("json bad/malformed.json", 1, "bad/malformed.json:4:");
     error_case("json bad/unknown-key.json", 1,
                "$.regions[0].sise: unknown key");
     error_case("json bad/unknown-key.json", 1, "unknown key \"sise\"");
@@ -295,8 +295,7 @@ int main(int argc, char **argv)
     error_case("mtree bad/binary-tree.txt", 1, "binary data");
     error_case("mtree bad/empty.json", 1, "empty file");
     error_case("mtree nosuchfile.json", 1, "nosuchfile.json: No such file");
-    error_case("mtree mistakes.json", 1,
-               "window leaves its target");
+    error_case("mtree mistakes.json", 1, "window leaves its target");
     {
         char path[4200], args[8400];
         snprintf(path, sizeof(path), "%s/huge.json", tmpdir);

@@ -81,7 +81,7 @@ struct result {
 
 static struct result run(const char *dir, int with_flat, int verbose)
 {
-    struct result res = { 0, 0 };
+    struct result res = {0, 0};
     char tp[8192], fp[8192];
     snprintf(tp, sizeof(tp), "%s/mtree-oD.txt", dir);
     snprintf(fp, sizeof(fp), "%s/flat.txt", dir);
@@ -127,7 +127,7 @@ static struct result run(const char *dir, int with_flat, int verbose)
             for (size_t i = 0; i < ms_flatview_nr_ranges(fv); i++) {
                 struct ms_flat_range fr;
                 CHECK_OK(ms_flatview_range(fv, i, &fr));
-                uint64_t probes[] = { fr.gpa, fr.last, fr.last + 1 };
+                uint64_t probes[] = {fr.gpa, fr.last, fr.last + 1};
                 for (size_t k = 0; k < 3; k++) {
                     struct ms_explanation *e;
                     int erc = ms_explain(as, probes[k], &e);
@@ -140,8 +140,8 @@ static struct result run(const char *dir, int with_flat, int verbose)
             }
         }
         res.flat = compare(sys, MS_MTREE_FLAT, dir, "flat.txt", 1, verbose);
-        res.tree = compare(sys, MS_MTREE_DISABLED, dir, "mtree-D.txt", 0,
-                           verbose);
+        res.tree =
+            compare(sys, MS_MTREE_DISABLED, dir, "mtree-D.txt", 0, verbose);
     }
     ms_topology_map_free(map);
     ms_system_free(sys);
@@ -173,8 +173,7 @@ int main(int argc, char **argv)
         if (de->d_name[0] == '.') {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s/mtree-oD.txt", argv[1],
-                 de->d_name);
+        snprintf(path, sizeof(path), "%s/%s/mtree-oD.txt", argv[1], de->d_name);
         FILE *f = fopen(path, "r");
         if (f) {
             fclose(f);

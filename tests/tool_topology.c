@@ -53,10 +53,9 @@ static int load_err(const char *json, struct ms_topology_error *err)
 
 static void test_roundtrip(void)
 {
-    static const char *const names[] = { "basic.json", "overlap.json",
-                                         "mistakes.json", "small.json",
-                                         "diff-move.json", "diff-resize.json",
-                                         "diff-as.json" };
+    static const char *const names[] = {
+        "basic.json",     "overlap.json",     "mistakes.json", "small.json",
+        "diff-move.json", "diff-resize.json", "diff-as.json"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         ms_topology *t = load(names[i]);
         char *a, *b;
@@ -207,8 +206,8 @@ static void put(struct rec *r, const char *what, const struct ms_section *s)
 {
     size_t n = strlen(r->log);
     snprintf(r->log + n, sizeof(r->log) - n, "%s %s %llx+%llx\n", what,
-             s->mr ? ms_region_name(s->mr) : "-",
-             (unsigned long long)s->gpa, (unsigned long long)s->size);
+             s->mr ? ms_region_name(s->mr) : "-", (unsigned long long)s->gpa,
+             (unsigned long long)s->size);
 }
 
 static int r_add(struct ms_listener *l, const struct ms_section *s)
@@ -262,8 +261,7 @@ static void on_removed(void *opaque, ms_as *as)
 }
 
 /* Edit a description through JSON text replacement. */
-static ms_topology *variant(const char *name, const char *from,
-                            const char *to)
+static ms_topology *variant(const char *name, const char *from, const char *to)
 {
     char *s = file(name);
     char *p = strstr(s, from);
@@ -291,10 +289,11 @@ static void test_apply(void)
     ms_as *mem = ms_topology_map_as(map, "memory");
     REQUIRE(mem);
     ms_region *b0 = ms_topology_map_region(map, "b");
-    struct rec r = { .l = { .region_add = r_add, .region_del = r_del,
-                            .log_start = r_log_start,
-                            .eventfd_add = r_efd_add,
-                            .eventfd_del = r_efd_del } };
+    struct rec r = {.l = {.region_add = r_add,
+                          .region_del = r_del,
+                          .log_start = r_log_start,
+                          .eventfd_add = r_efd_add,
+                          .eventfd_del = r_efd_del}};
     r.l.opaque = &r;
     REQUIRE(ms_listener_register(mem, &r.l) == 0);
 
@@ -305,8 +304,8 @@ static void test_apply(void)
     CHECK(ms_topology_map_region(map, "b") == b0);
 
     /* A move: b leaves the overlap with a. */
-    ms_topology *t2 = variant("overlap.json", "\"addr\": \"0x1800\"",
-                              "\"addr\": \"0x4000\"");
+    ms_topology *t2 =
+        variant("overlap.json", "\"addr\": \"0x1800\"", "\"addr\": \"0x4000\"");
     r.log[0] = 0;
     CHECK_OK(ms_topology_apply(map, t2, NULL, &err));
     CHECK_STR(r.log, "del a 1000+800\n"
@@ -349,7 +348,7 @@ static void test_apply(void)
 
     /* An address space that goes away: the callback, then destroyed. */
     ms_topology *t4 = load("diff-as.json");
-    struct ms_topology_build_options opts = { .as_removed = on_removed };
+    struct ms_topology_build_options opts = {.as_removed = on_removed};
     removed_calls = 0;
     CHECK_OK(ms_topology_apply(map, t4, &opts, &err));
     CHECK_EQ(removed_calls, 1);
@@ -437,7 +436,7 @@ static void test_explain(void)
         for (size_t i = 0; i < ms_flatview_nr_ranges(fv); i++) {
             struct ms_flat_range fr;
             CHECK_OK(ms_flatview_range(fv, i, &fr));
-            uint64_t probes[] = { fr.gpa, fr.last, fr.last + 1, fr.gpa - 1 };
+            uint64_t probes[] = {fr.gpa, fr.last, fr.last + 1, fr.gpa - 1};
             for (size_t k = 0; k < 4; k++) {
                 CHECK_OK(ms_explain(as, probes[k], &e));
                 ms_explanation_free(e);
@@ -481,8 +480,8 @@ static void test_import_guesses(void)
 
     /* Flat text where the tree is expected, and the other way round. */
     t = NULL;
-    CHECK_ERR(ms_topology_import_mtree(flat, strlen(flat), "f", NULL, 0,
-                                       NULL, &err, &t),
+    CHECK_ERR(ms_topology_import_mtree(flat, strlen(flat), "f", NULL, 0, NULL,
+                                       &err, &t),
               EINVAL);
     CHECK(strstr(err.rule, "`info mtree -f` output") != NULL);
     CHECK_EQ(err.line, 1);

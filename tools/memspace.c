@@ -74,8 +74,8 @@ static char *read_all(const char *path, size_t *len)
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n > MAX_INPUT) {
-            fprintf(stderr, "%s: %s: file too large (more than %u MiB)\n",
-                    prog, path, MAX_INPUT >> 20);
+            fprintf(stderr, "%s: %s: file too large (more than %u MiB)\n", prog,
+                    path, MAX_INPUT >> 20);
             free(buf);
             fclose(f);
             return NULL;
@@ -125,8 +125,8 @@ static enum kind detect(const char *s, size_t len)
     if (len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
         i = 3;
     }
-    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' ||
-                       s[i] == '\n')) {
+    while (i < len &&
+           (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) {
         i++;
     }
     if (i == len) {
@@ -158,10 +158,10 @@ static void note_guesses(const ms_topology *t, const char *path)
             unsigned flag;
             const char *text;
         } g[] = {
-            { MS_GUESS_TERMINATES, "kind (container or i/o)" },
-            { MS_GUESS_SIZE, "size (0 or 1)" },
-            { MS_GUESS_READONLY, "read-only flag" },
-            { MS_GUESS_TARGET, "alias target" },
+            {MS_GUESS_TERMINATES, "kind (container or i/o)"},
+            {MS_GUESS_SIZE, "size (0 or 1)"},
+            {MS_GUESS_READONLY, "read-only flag"},
+            {MS_GUESS_TARGET, "alias target"},
         };
         for (size_t k = 0; k < 4; k++) {
             if (r.guessed & g[k].flag) {
@@ -170,10 +170,10 @@ static void note_guesses(const ms_topology *t, const char *path)
                          g[k].text);
             }
         }
-        const char *line = strncmp(r.where, "line ", 5) == 0 ? r.where + 5
-                                                             : r.where;
-        fprintf(stderr, "%s:%s: note: guessed %s of \"%s\"\n", path, line,
-                what, r.id);
+        const char *line =
+            strncmp(r.where, "line ", 5) == 0 ? r.where + 5 : r.where;
+        fprintf(stderr, "%s:%s: note: guessed %s of \"%s\"\n", path, line, what,
+                r.id);
     }
     if (count) {
         fprintf(stderr,
@@ -300,8 +300,8 @@ int tool_build(ms_topology *t, const char *path, struct built *b)
         fprintf(stderr, "%s: out of memory\n", prog);
         return EXIT_FAIL;
     }
-    struct ms_topology_build_options opts = { .prepare = tool_prepare,
-                                              .opaque = b };
+    struct ms_topology_build_options opts = {.prepare = tool_prepare,
+                                             .opaque = b};
     struct ms_topology_error err;
     if (ms_topology_build(t, b->sys, &opts, &err, &b->map)) {
         if (!err.file[0]) {
@@ -514,8 +514,8 @@ static int cmd_json(int argc, char **argv)
 static void print_issue(void *opaque, const struct ms_topology_issue *is)
 {
     const char *path = opaque;
-    fprintf(stdout, "%s: %s: warning: %s [%s]\n", path, is->where,
-            is->message, is->kind);
+    fprintf(stdout, "%s: %s: warning: %s [%s]\n", path, is->where, is->message,
+            is->kind);
 }
 
 static int cmd_validate(int argc, char **argv)
@@ -582,9 +582,8 @@ static const char *kind_label(ms_region *r)
 
 static void explain_region(ms_region *r)
 {
-    printf("%s (%s, prio %" PRId32 "%s%s)", ms_region_name(r),
-           kind_label(r), ms_region_priority(r),
-           ms_region_enabled(r) ? "" : ", disabled",
+    printf("%s (%s, prio %" PRId32 "%s%s)", ms_region_name(r), kind_label(r),
+           ms_region_priority(r), ms_region_enabled(r) ? "" : ", disabled",
            ms_region_readonly(r) && ms_region_kind(r) != MS_REGION_ROM
                ? ", read-only"
                : "");
@@ -639,8 +638,8 @@ static int cmd_explain(int argc, char **argv)
             fprintf(stderr, "%s: %s: no address space named \"%s\"\n", prog,
                     file, as_name);
         } else {
-            fprintf(stderr, "%s: %s: the topology has no address space\n",
-                    prog, file);
+            fprintf(stderr, "%s: %s: the topology has no address space\n", prog,
+                    file);
         }
         tool_built_free(&b);
         return EXIT_FAIL;
@@ -823,8 +822,7 @@ static int rec_efd(struct ms_listener *l, const char *what,
     if (!r->f) {
         return -ENOMEM;
     }
-    fprintf(r->f, "  %s %016" PRIx64 " size %" PRIu64, what, s->gpa,
-            s->size);
+    fprintf(r->f, "  %s %016" PRIx64 " size %" PRIu64, what, s->gpa, s->size);
     if (match) {
         fprintf(r->f, " data 0x%" PRIx64, data);
     } else {
@@ -888,10 +886,9 @@ static int cmd_diff(int argc, char **argv)
         return rc;
     }
     size_t nold = ms_topology_nr_as(b.t);
-    struct diff_ctx ctx = { .recs = calloc(nold ? nold : 1,
-                                           sizeof(struct rec)),
-                            .nr = nold,
-                            .b = &b };
+    struct diff_ctx ctx = {.recs = calloc(nold ? nold : 1, sizeof(struct rec)),
+                           .nr = nold,
+                           .b = &b};
     if (!ctx.recs) {
         fprintf(stderr, "%s: out of memory\n", prog);
         ms_topology_free(nt);
@@ -1051,10 +1048,9 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        { "mtree", cmd_mtree },     { "import", cmd_import },
-        { "json", cmd_json },       { "explain", cmd_explain },
-        { "diff", cmd_diff },       { "draw", cmd_draw },
-        { "validate", cmd_validate },
+        {"mtree", cmd_mtree},       {"import", cmd_import}, {"json", cmd_json},
+        {"explain", cmd_explain},   {"diff", cmd_diff},     {"draw", cmd_draw},
+        {"validate", cmd_validate},
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {

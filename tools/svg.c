@@ -24,11 +24,11 @@
 #define MAX_DEPTH_DRAWN 64
 
 struct pic {
-    FILE *f;   /* body, written to a memory stream */
+    FILE *f; /* body, written to a memory stream */
     char *buf;
     size_t len;
-    int y;     /* next free row */
-    int x0;    /* left edge of the current column */
+    int y;  /* next free row */
+    int x0; /* left edge of the current column */
 };
 
 /* Length of the valid UTF-8 sequence at @s, or 0. */
@@ -116,8 +116,7 @@ static const char *kind_colour(ms_region *r)
     }
 }
 
-static void text(struct pic *p, int x, int y, const char *style,
-                 const char *s)
+static void text(struct pic *p, int x, int y, const char *style, const char *s)
 {
     fprintf(p->f, "<text x=\"%d\" y=\"%d\"%s>", p->x0 + x, y,
             style ? style : "");
@@ -127,8 +126,8 @@ static void text(struct pic *p, int x, int y, const char *style,
 
 static void human(uint64_t size, char *buf, size_t n)
 {
-    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB",
-                                         "PiB", "EiB" };
+    static const char *const units[] = {"B",   "KiB", "MiB", "GiB",
+                                        "TiB", "PiB", "EiB"};
     if (size == MS_SIZE_FULL) {
         snprintf(buf, n, "16 EiB");
         return;
@@ -140,8 +139,8 @@ static void human(uint64_t size, char *buf, size_t n)
         u++;
     }
     if (v >= 10240 && u < 6) {
-        snprintf(buf, n, "%.1f %s", (double)size / (double)(1ull << (10 * (u + 1))),
-                 units[u + 1]);
+        snprintf(buf, n, "%.1f %s",
+                 (double)size / (double)(1ull << (10 * (u + 1))), units[u + 1]);
         return;
     }
     snprintf(buf, n, "%" PRIu64 " %s", v, units[u]);
@@ -152,11 +151,11 @@ static void legend(struct pic *p)
     static const struct {
         const char *label, *colour;
     } items[] = {
-        { "ram", "#7fc97f" },       { "rom / read-only", "#beaed4" },
-        { "romd", "#fdc086" },      { "ramd", "#ffff99" },
-        { "i/o", "#80b1d3" },       { "container", "#d9d9d9" },
-        { "alias", "#f4a6c6" },     { "reservation", "#bc80bd" },
-        { "unassigned", "#f0f0f0" },
+        {"ram", "#7fc97f"},        {"rom / read-only", "#beaed4"},
+        {"romd", "#fdc086"},       {"ramd", "#ffff99"},
+        {"i/o", "#80b1d3"},        {"container", "#d9d9d9"},
+        {"alias", "#f4a6c6"},      {"reservation", "#bc80bd"},
+        {"unassigned", "#f0f0f0"},
     };
     int x = 10;
     for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
@@ -191,8 +190,7 @@ static void via(ms_as *as, uint64_t gpa, char *buf, size_t n)
     ms_explanation_free(e);
 }
 
-static void view_panel(struct pic *p, struct built *b, ms_as **group,
-                       size_t ng)
+static void view_panel(struct pic *p, struct built *b, ms_as **group, size_t ng)
 {
     const ms_flatview *fv = ms_as_flatview(group[0]);
     ms_region *root = ms_flatview_root(fv);
@@ -207,8 +205,7 @@ static void view_panel(struct pic *p, struct built *b, ms_as **group,
         snprintf(title + len, sizeof(title) - len, "  (view root: %s)",
                  root ? ms_region_name(root) : "none");
     }
-    text(p, 10, p->y + 14, " font-weight=\"bold\" font-size=\"14\"",
-         title);
+    text(p, 10, p->y + 14, " font-weight=\"bold\" font-size=\"14\"", title);
     p->y += 22;
     size_t nr = ms_flatview_nr_ranges(fv);
     if (nr == 0) {
@@ -249,12 +246,12 @@ static void view_panel(struct pic *p, struct built *b, ms_as **group,
         via(group[0], fr.gpa, v, sizeof(v));
         if (fr.offset) {
             snprintf(label, sizeof(label), "%s  %s%s  %s  @0x%" PRIx64 "  %s",
-                     ms_region_name(fr.mr), fr.nonvolatile ? "nv-" : "",
-                     type, h, fr.offset, v);
+                     ms_region_name(fr.mr), fr.nonvolatile ? "nv-" : "", type,
+                     h, fr.offset, v);
         } else {
             snprintf(label, sizeof(label), "%s  %s%s  %s  %s",
-                     ms_region_name(fr.mr), fr.nonvolatile ? "nv-" : "",
-                     type, h, v);
+                     ms_region_name(fr.mr), fr.nonvolatile ? "nv-" : "", type,
+                     h, v);
         }
         text(p, 10, p->y + 11, " font-family=\"monospace\" font-size=\"11\"",
              addr);
@@ -280,8 +277,8 @@ static void view_panel(struct pic *p, struct built *b, ms_as **group,
                 "fill=\"#f0f0f0\" stroke=\"#bbb\" "
                 "stroke-dasharray=\"3,2\"/>\n",
                 p->x0 + bar_x, p->y, bar_w, GAP_ROW);
-        text(p, bar_x + bar_w + 10, p->y + 9,
-             " fill=\"#888\" font-size=\"9\"", s);
+        text(p, bar_x + bar_w + 10, p->y + 9, " fill=\"#888\" font-size=\"9\"",
+             s);
         p->y += GAP_ROW;
     }
     (void)b;
@@ -307,21 +304,19 @@ static int child_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-static void tree_row(struct pic *p, ms_region *r, unsigned depth,
-                     uint64_t base)
+static void tree_row(struct pic *p, ms_region *r, unsigned depth, uint64_t base)
 {
     uint64_t start = base + ms_region_addr(r);
     uint64_t size = ms_region_size(r);
-    uint64_t last = size == 0 ? start
+    uint64_t last = size == 0              ? start
                     : size == MS_SIZE_FULL ? start - 1
                                            : start + size - 1;
-    int x = 10 + 18 * (int)(depth < MAX_DEPTH_DRAWN ? depth
-                                                    : MAX_DEPTH_DRAWN);
+    int x = 10 + 18 * (int)(depth < MAX_DEPTH_DRAWN ? depth : MAX_DEPTH_DRAWN);
     char label[2048];
     ms_region *tg = ms_region_alias_target(r);
     int n = snprintf(label, sizeof(label),
-                     "%016" PRIx64 "-%016" PRIx64 "  %s  prio %" PRId32,
-                     start, last, ms_region_name(r), ms_region_priority(r));
+                     "%016" PRIx64 "-%016" PRIx64 "  %s  prio %" PRId32, start,
+                     last, ms_region_name(r), ms_region_priority(r));
     if (n > 0 && (size_t)n < sizeof(label) && tg) {
         n += snprintf(label + n, sizeof(label) - (size_t)n,
                       "  -> %s @0x%" PRIx64, ms_region_name(tg),
@@ -356,7 +351,7 @@ static int tree(struct pic *p, ms_region *root)
     if (!st) {
         return -ENOMEM;
     }
-    st[sp++] = (struct frame){ root, 0, 0 };
+    st[sp++] = (struct frame){root, 0, 0};
     while (sp) {
         struct frame fr = st[--sp];
         tree_row(p, fr.r, fr.depth, fr.base);
@@ -389,7 +384,7 @@ static int tree(struct pic *p, ms_region *root)
         }
         uint64_t base = fr.base + ms_region_addr(fr.r);
         for (size_t j = k; j-- > 0;) {
-            st[sp++] = (struct frame){ kids[j].r, fr.depth + 1, base };
+            st[sp++] = (struct frame){kids[j].r, fr.depth + 1, base};
         }
         free(kids);
     }
@@ -399,7 +394,7 @@ static int tree(struct pic *p, ms_region *root)
 
 int tool_draw_svg(struct built *b, FILE *out)
 {
-    struct pic p = { 0 };
+    struct pic p = {0};
     p.f = open_memstream(&p.buf, &p.len);
     if (!p.f) {
         return EXIT_FAIL;
@@ -461,15 +456,16 @@ int tool_draw_svg(struct built *b, FILE *out)
         size_t hl = 0;
         for (size_t k = 0; k < nas && hl < sizeof(head); k++) {
             if (all[k] && ms_as_root(all[k]) == r) {
-                int w = snprintf(head + hl, sizeof(head) - hl, "%s%s",
-                                 hl ? ", " : "address space ",
-                                 ms_as_name(all[k]));
+                int w =
+                    snprintf(head + hl, sizeof(head) - hl, "%s%s",
+                             hl ? ", " : "address space ", ms_as_name(all[k]));
                 hl += w > 0 ? (size_t)w : 0;
             }
         }
         if (!hl) {
-            snprintf(head, sizeof(head), "region %s (not an address-space "
-                                         "root)",
+            snprintf(head, sizeof(head),
+                     "region %s (not an address-space "
+                     "root)",
                      ms_region_name(r));
         }
         text(&p, 10, p.y + 13, " font-weight=\"bold\"", head);

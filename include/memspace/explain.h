@@ -38,8 +38,8 @@ enum ms_explain_reason {
 /** One region on the path from the view root to the answer. */
 struct ms_explain_step {
     ms_region *region;
-    uint64_t offset;  /**< the address, as an offset inside @region */
-    bool via_alias;   /**< reached as the target of the previous step */
+    uint64_t offset; /**< the address, as an offset inside @region */
+    bool via_alias;  /**< reached as the target of the previous step */
 };
 
 /** A region that contains the address but does not answer it. */

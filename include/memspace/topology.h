@@ -38,12 +38,12 @@ typedef struct ms_topology_map ms_topology_map;
 
 /** Where and why loading, importing or building failed. */
 struct ms_topology_error {
-    int error;          /**< negative errno; 0 if no error */
-    char file[256];     /**< file name given by the caller, or "" */
-    unsigned line;      /**< 1-based line, 0 if not applicable */
-    unsigned column;    /**< 1-based column, 0 if not applicable */
-    char path[256];     /**< JSON path ("$.regions[2].size") or "" */
-    char rule[512];     /**< the rule that was broken, one sentence */
+    int error;       /**< negative errno; 0 if no error */
+    char file[256];  /**< file name given by the caller, or "" */
+    unsigned line;   /**< 1-based line, 0 if not applicable */
+    unsigned column; /**< 1-based column, 0 if not applicable */
+    char path[256];  /**< JSON path ("$.regions[2].size") or "" */
+    char rule[512];  /**< the rule that was broken, one sentence */
 };
 
 /** What the import had to guess (flags of ms_topology_region.guessed). */
@@ -61,33 +61,33 @@ enum ms_topology_guess {
 /** One ioeventfd of a region description (region-relative offset). */
 struct ms_topology_eventfd {
     uint64_t offset;
-    unsigned size;      /**< 0 (any), 1, 2, 4 or 8 */
+    unsigned size; /**< 0 (any), 1, 2, 4 or 8 */
     bool match_data;
     uint64_t data;
-    int fd;             /**< a label in files; see ms_topology_build() */
+    int fd; /**< a label in files; see ms_topology_build() */
 };
 
 /** A read-only view of one region description. */
 struct ms_topology_region {
-    const char *id;           /**< unique in the topology */
-    const char *name;         /**< NULL for an unnamed region */
-    const char *owner;        /**< owner label or NULL */
+    const char *id;    /**< unique in the topology */
+    const char *name;  /**< NULL for an unnamed region */
+    const char *owner; /**< owner label or NULL */
     enum ms_region_kind kind;
-    uint64_t size;            /**< MS_SIZE_FULL means 2^64 */
-    uint64_t addr;            /**< offset in the container */
+    uint64_t size; /**< MS_SIZE_FULL means 2^64 */
+    uint64_t addr; /**< offset in the container */
     int32_t priority;
     bool enabled;
     bool readonly;
     bool nonvolatile;
-    bool romd;                /**< ROM devices: ROMD mode */
-    bool log_vga;             /**< explicitly logged for MS_DIRTY_VGA */
-    size_t container;         /**< index of the container, or SIZE_MAX */
-    size_t alias_target;      /**< index of the alias target, or SIZE_MAX */
+    bool romd;           /**< ROM devices: ROMD mode */
+    bool log_vga;        /**< explicitly logged for MS_DIRTY_VGA */
+    size_t container;    /**< index of the container, or SIZE_MAX */
+    size_t alias_target; /**< index of the alias target, or SIZE_MAX */
     uint64_t alias_offset;
-    size_t nr_subregions;     /**< see ms_topology_subregion() */
-    size_t nr_eventfds;       /**< see ms_topology_eventfd() */
-    unsigned guessed;         /**< enum ms_topology_guess flags (import) */
-    const char *where;        /**< JSON path or "line N" it came from */
+    size_t nr_subregions; /**< see ms_topology_subregion() */
+    size_t nr_eventfds;   /**< see ms_topology_eventfd() */
+    unsigned guessed;     /**< enum ms_topology_guess flags (import) */
+    const char *where;    /**< JSON path or "line N" it came from */
 };
 
 /** A read-only view of one address-space description. */
@@ -149,11 +149,9 @@ MS_EXPORT MS_WUR int ms_topology_save_json(const ms_topology *t, char **out);
  * Return: 0; -EINVAL for NULL arguments or text that cannot be read (@err
  * says where); -ENOMEM.
  */
-MS_EXPORT MS_WUR int ms_topology_import_mtree(const char *tree,
-                                              size_t tree_len,
+MS_EXPORT MS_WUR int ms_topology_import_mtree(const char *tree, size_t tree_len,
                                               const char *tree_file,
-                                              const char *flat,
-                                              size_t flat_len,
+                                              const char *flat, size_t flat_len,
                                               const char *flat_file,
                                               struct ms_topology_error *err,
                                               ms_topology **out);
@@ -226,8 +224,7 @@ typedef void (*ms_topology_issue_fn)(void *opaque,
  * -ENOMEM.
  */
 MS_EXPORT MS_WUR int ms_topology_check(const ms_topology *t,
-                                       ms_topology_issue_fn fn,
-                                       void *opaque);
+                                       ms_topology_issue_fn fn, void *opaque);
 
 /**
  * Options of ms_topology_build() and ms_topology_apply().  Zero-initialise.
@@ -275,11 +272,10 @@ struct ms_topology_build_options {
  * address-space, ioeventfd or logging calls (@err names the region and the
  * rule); on failure nothing is left behind in @sys.
  */
-MS_EXPORT MS_WUR int ms_topology_build(const ms_topology *t, ms_system *sys,
-                                       const struct
-                                       ms_topology_build_options *opts,
-                                       struct ms_topology_error *err,
-                                       ms_topology_map **out);
+MS_EXPORT MS_WUR int
+ms_topology_build(const ms_topology *t, ms_system *sys,
+                  const struct ms_topology_build_options *opts,
+                  struct ms_topology_error *err, ms_topology_map **out);
 
 /**
  * ms_topology_apply() - change the system of @map to match @t, in ONE
@@ -304,11 +300,10 @@ MS_EXPORT MS_WUR int ms_topology_build(const ms_topology *t, ms_system *sys,
  * Return: 0; -EINVAL for NULL arguments; -EBUSY if an address space to
  * destroy still has listeners; or any error of ms_topology_build().
  */
-MS_EXPORT MS_WUR int ms_topology_apply(ms_topology_map *map,
-                                       const ms_topology *t,
-                                       const struct
-                                       ms_topology_build_options *opts,
-                                       struct ms_topology_error *err);
+MS_EXPORT MS_WUR int
+ms_topology_apply(ms_topology_map *map, const ms_topology *t,
+                  const struct ms_topology_build_options *opts,
+                  struct ms_topology_error *err);
 
 /** The system of @map. */
 MS_EXPORT ms_system *ms_topology_map_system(const ms_topology_map *map);
@@ -318,8 +313,7 @@ MS_EXPORT ms_region *ms_topology_map_region(const ms_topology_map *map,
                                             const char *id);
 
 /** The address space built for address-space id @id, or NULL. */
-MS_EXPORT ms_as *ms_topology_map_as(const ms_topology_map *map,
-                                    const char *id);
+MS_EXPORT ms_as *ms_topology_map_as(const ms_topology_map *map, const char *id);
 
 /**
  * ms_topology_map_free() - drop the map's references (NULL is a no-op).
@@ -333,8 +327,9 @@ MS_EXPORT void ms_topology_map_free(ms_topology_map *map);
  * not set are left out) into @buf.
  * Return: @buf.
  */
-MS_EXPORT const char *ms_topology_error_format(
-    const struct ms_topology_error *err, char *buf, size_t size);
+MS_EXPORT const char *
+ms_topology_error_format(const struct ms_topology_error *err, char *buf,
+                         size_t size);
 
 #ifdef __cplusplus
 }
