@@ -470,6 +470,31 @@ static void test_dirty(void)
                         "set 0 gpa=0x0 size=0x10000 flags=0 "
                         "host=vram+0x0\n");
     CHECK_EQ(ms_region_get_dirty(r, 7 * PG, PG, MS_DIRTY_VGA), true);
+
+    /* KVM_CLEAR_DIRTY_LOG windows: 64-page aligned, or to the slot end. */
+    ms_region *big = ram(&f, "big", 200 * PG);
+    CHECK_OK(ms_region_set_log(big, true, MS_DIRTY_VGA));
+    CHECK_OK(ms_region_add(f.system, 0x400000, big));
+    take(&f);
+    CHECK_EQ(kvm_model_guest_write(&f.m, 0x400000 + 70 * PG), 0);
+    CHECK_EQ(kvm_model_guest_write(&f.m, 0x400000 + 195 * PG), 0);
+    CHECK_OK(ms_dirty_sync(f.sys, NULL));
+    take(&f);
+    CHECK_EQ(ms_region_test_and_clear_dirty(big, 70 * PG, PG, MS_DIRTY_VGA),
+             1);
+    CHECK_STR(take(&f), "clear_dirty_log 2 first=64 num=64\n");
+    CHECK_EQ(ms_region_test_and_clear_dirty(big, 195 * PG, PG,
+                                            MS_DIRTY_VGA),
+             1);
+    CHECK_STR(take(&f), "clear_dirty_log 2 first=192 num=8\n");
+    /* Nothing cached there any more: no ioctl. */
+    CHECK_EQ(ms_region_test_and_clear_dirty(big, 195 * PG, PG,
+                                            MS_DIRTY_VGA),
+             0);
+    CHECK_STR(take(&f), "");
+    CHECK_EQ(f.m.slots[2].dirty[1], 0);
+    CHECK_EQ(f.m.slots[2].dirty[3], 0);
+    ms_region_unref(big);
     ms_region_unref(r);
     ms_region_unref(rom);
     fx_fini(&f);
@@ -527,6 +552,26 @@ static void test_ioeventfds(void)
              "ioeventfd assign mmio 0xfe100020 len=0 fd=%d\n",
              e2, e2);
     CHECK_STR(take(&f), want);
+    /* An entry straddling a split of its region is reported twice with
+     * the same address: registered with KVM once, deassigned once. */
+    ms_region *split = tu_io(f.sys, "split", 0x1000);
+    ms_region *over = tu_io(f.sys, "over", 2);
+    CHECK_OK(ms_region_add(f.system, 0xfd000000, split));
+    CHECK_OK(ms_region_add_prio(f.system, 0xfd000800, over, 1));
+    take(&f);
+    CHECK_OK(ms_region_add_eventfd(split, 0x7fe, 8, true, 0x1122, e1));
+    CHECK_EQ(ms_as_nr_eventfds(f.mem), 3);
+    snprintf(want, sizeof(want),
+             "ioeventfd assign mmio 0xfd0007fe len=8 fd=%d data=0x1122\n",
+             e1);
+    CHECK_STR(take(&f), want);
+    CHECK_OK(ms_region_del_eventfd(split, 0x7fe, 8, true, 0x1122, e1));
+    snprintf(want, sizeof(want),
+             "ioeventfd deassign mmio 0xfd0007fe len=8 fd=%d data=0x1122\n",
+             e1);
+    CHECK_STR(take(&f), want);
+    ms_region_unref(split);
+    ms_region_unref(over);
     ms_region_unref(dev);
     ms_region_unref(port);
     fx_fini(&f); /* deassigns what is left */
@@ -675,8 +720,58 @@ static void test_pam_board(void)
     kvm_model_free(&m);
 }
 
+static void test_config(void)
+{
+    ms_system *sys;
+    REQUIRE(ms_system_new(NULL, &sys) == 0);
+    struct kvm_model m;
+    kvm_model_init(&m, 8, PG);
+    ms_kvm *kvm = NULL;
+    struct ms_kvm_config c = { .ops = &kvm_model_ops, .ops_opaque = &m };
+    CHECK_ERR(ms_kvm_new(NULL, &c, &kvm), EINVAL);
+    CHECK_ERR(ms_kvm_new(sys, &c, NULL), EINVAL);
+    c.host_page_size = 3000;
+    CHECK_ERR(ms_kvm_new(sys, &c, &kvm), EINVAL);
+    c.host_page_size = PG;
+    c.max_slot_size = PG + 1;
+    CHECK_ERR(ms_kvm_new(sys, &c, &kvm), EINVAL);
+    c.max_slot_size = 0;
+    c.pause = kvm_model_pause; /* without resume */
+    CHECK_ERR(ms_kvm_new(sys, &c, &kvm), EINVAL);
+    c.pause = NULL;
+    struct ms_kvm_ops half = kvm_model_ops;
+    half.ioeventfd = NULL;
+    c.ops = &half;
+    CHECK_ERR(ms_kvm_new(sys, &c, &kvm), EINVAL);
+    c.ops = &kvm_model_ops;
+    c.max_slots = 3;
+    CHECK_OK(ms_kvm_new(sys, &c, &kvm));
+    struct ms_kvm_caps caps;
+    CHECK_OK(ms_kvm_get_caps(kvm, &caps));
+    CHECK_EQ(caps.nr_memslots, 3);
+    CHECK_EQ(ms_kvm_vm_fd(kvm), -1);
+    ms_kvm_vcpu *v = NULL;
+    CHECK_ERR(ms_kvm_vcpu_new(kvm, 0, &v), ENOTSUP);
+    ms_region *root = tu_container(sys, "root", MS_SIZE_FULL);
+    ms_as *as, *other;
+    REQUIRE(ms_as_new(sys, root, "memory", &as) == 0);
+    REQUIRE(ms_as_new(sys, root, "other", &other) == 0);
+    CHECK_ERR(ms_kvm_attach(kvm, NULL, NULL), EINVAL);
+    CHECK_ERR(ms_kvm_attach(kvm, as, as), EINVAL);
+    CHECK_OK(ms_kvm_attach(kvm, as, NULL));
+    CHECK_ERR(ms_kvm_attach(kvm, other, NULL), EBUSY);
+    struct ms_kvm_memslot s;
+    CHECK_ERR(ms_kvm_slot(kvm, 0, &s), ERANGE);
+    ms_kvm_free(kvm);
+    ms_kvm_free(NULL);
+    ms_region_unref(root);
+    ms_system_free(sys);
+    kvm_model_free(&m);
+}
+
 int main(void)
 {
+    test_config();
     test_sequences();
     test_kinds_and_alignment();
     test_limit();

@@ -139,9 +139,11 @@ typedef void (*ms_kvm_trace_fn)(void *opaque, const struct ms_kvm_event *ev);
 /** Options for ms_kvm_new(); zero-initialise and set what you need. */
 struct ms_kvm_config {
     /**
-     * A KVM VM file descriptor the caller created and keeps owning, or 0
-     * (the default): the library opens /dev/kvm, creates a VM and closes
-     * both in ms_kvm_free().  Ignored when @ops is set.
+     * A KVM VM file descriptor the caller created and keeps owning (and
+     * has set up: on x86 KVM_SET_TSS_ADDR etc.), or 0 (the default): the
+     * library opens /dev/kvm, creates a VM (on x86 reserving 0xfeffc000-
+     * 0xfeffffff for KVM, see docs/kvm.md) and closes both in
+     * ms_kvm_free().  Ignored when @ops is set.
      */
     int vm_fd;
     /** Replace every ioctl (tests, record/replay); NULL: the kernel. */

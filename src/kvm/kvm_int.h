@@ -47,6 +47,7 @@ struct ms__kvm_mem_listener {
     struct ms__kvm_sec *secs;
     size_t nr_secs, cap_secs;
     bool touched;      /* a region or log callback came since begin */
+    bool incomplete;   /* a section could not be recorded */
     bool registered;
 };
 

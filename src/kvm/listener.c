@@ -48,6 +48,7 @@ static int mem_begin(struct ms_listener *l)
     struct ms__kvm_mem_listener *m = mem_of(l);
     m->nr_secs = 0;
     m->touched = false;
+    m->incomplete = false;
     return 0;
 }
 
@@ -59,6 +60,7 @@ static int collect(struct ms_listener *l, const struct ms_section *s)
         size_t ncap = m->cap_secs ? m->cap_secs * 2 : 64;
         struct ms__kvm_sec *n = realloc(m->secs, ncap * sizeof(*n));
         if (!n) {
+            m->incomplete = true; /* this commit must not plan */
             return -ENOMEM;
         }
         m->secs = n;
@@ -245,6 +247,12 @@ static int mem_commit(struct ms_listener *l)
         return 0;
     }
     m->touched = false;
+    if (m->incomplete) {
+        /* A missing section would read as "unmapped": keep every slot;
+         * the next commit sees the whole view again. */
+        m->nr_secs = 0;
+        return -ENOMEM;
+    }
     uint64_t t0 = ms__kvm_now_ns();
     uint64_t io0 = kvm->stats.ioctl_ns, p0 = kvm->stats.pause_ns;
     struct pvec pv = { 0 };
