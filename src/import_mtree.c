@@ -2251,40 +2251,55 @@ static int infer(struct imp *I, ms_topology *t, const struct flat *f)
  * that costs one build per question, so only questions whose region is
  * visible are checked; the others stay guesses.
  */
+static unsigned guess_flag(unsigned what)
+{
+    return what == AMB_TERM   ? MS_GUESS_TERMINATES
+           : what == AMB_SIZE ? MS_GUESS_SIZE
+                              : MS_GUESS_READONLY;
+}
+
 static int settle(struct imp *I, ms_topology *t, const struct flat *f)
 {
+    struct eval cur;
+    bool have_cur = false;
+    if (f) {
+        int rc = evaluate(t, f, &cur);
+        if (rc == -ENOMEM) {
+            return rc;
+        }
+        have_cur = rc == 0;
+    }
     for (size_t i = 0; i < t->nr; i++) {
         unsigned amb = I->ambig[i] & 7u;
         unsigned flipped = (unsigned)I->ambig[i] >> 4;
         for (unsigned what = 1; what <= 4; what <<= 1) {
-            if (!(amb & what)) {
+            if (!(amb & what) || (flipped & what)) {
+                continue; /* not a question, or the flat text forced it */
+            }
+            if (!have_cur) {
+                t->r[i].guessed |= guess_flag(what);
                 continue;
             }
-            if (flipped & what) {
-                continue; /* the flat text forced this one */
-            }
-            if (!f) {
-                t->r[i].guessed |= what == AMB_TERM   ? MS_GUESS_TERMINATES
-                                   : what == AMB_SIZE ? MS_GUESS_SIZE
-                                                      : MS_GUESS_READONLY;
-                continue;
-            }
+            /* Settled iff the other answer fits the flat text worse. */
             flip(t, i, what);
             struct eval e;
             int rc = evaluate(t, f, &e);
             flip(t, i, what);
             if (rc == -ENOMEM) {
+                eval_free(&cur);
                 return rc;
             }
-            if (rc || eval_zero(&e)) {
-                t->r[i].guessed |= what == AMB_TERM   ? MS_GUESS_TERMINATES
-                                   : what == AMB_SIZE ? MS_GUESS_SIZE
-                                                      : MS_GUESS_READONLY;
+            /* An answer that cannot even be built is no alternative. */
+            if (!rc && !eval_better(&cur, &e)) {
+                t->r[i].guessed |= guess_flag(what);
             }
             if (!rc) {
                 eval_free(&e);
             }
         }
+    }
+    if (have_cur) {
+        eval_free(&cur);
     }
     return 0;
 }

@@ -234,6 +234,16 @@ int main(int argc, char **argv)
           NULL);
     run_free(&r);
 
+    /* Flat text of another machine: imported, but said so. */
+    r = run("import small-mtree-oD.txt --flat basic-flat.txt");
+    CHECK_EQ(r.status, 0);
+    CHECK(strstr(r.err, "basic-flat.txt: note: the flat views of the import "
+                        "differ from this text") != NULL);
+    run_free(&r);
+    r = run("import small-mtree-oD.txt --flat small-flat.txt");
+    CHECK(strstr(r.err, "differ from this text") == NULL);
+    run_free(&r);
+
     /* Explain: overlapping, aliased, unassigned, hole, children. */
     golden_case("explain basic.json 0xa0010", 0, "explain-overlap.txt");
     golden_case("explain basic.json 0x100010", 0, "explain-alias.txt");

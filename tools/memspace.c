@@ -352,6 +352,11 @@ void tool_range_line(FILE *f, uint64_t gpa, uint64_t last, ms_region *mr,
     }
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* ---- commands ----------------------------------------------------------- */
 
 static int finish_output(int rc)
@@ -434,6 +439,116 @@ static int write_json(const ms_topology *t, const char *out_path)
     return finish_output(rc);
 }
 
+/* Blocks of `info mtree -f` text ("FlatView #N" and " KVM" dropped),
+ * sorted, for a set comparison (QEMU prints blocks in random order). */
+static size_t flat_blocks(const char *text, char ***out)
+{
+    size_t n = 0, cap = 16;
+    char **b = malloc(cap * sizeof(*b));
+    const char *p = text;
+    while (b && *p) {
+        const char *end = strstr(p, "\n\n");
+        size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
+        char *blk = malloc(len + 1);
+        if (!blk) {
+            break;
+        }
+        size_t o = 0;
+        const char *q = p;
+        while (q < p + len) {
+            const char *nl = memchr(q, '\n', (size_t)(p + len - q));
+            size_t l = nl ? (size_t)(nl - q) : (size_t)(p + len - q);
+            if (strncmp(q, "FlatView #", 10) != 0) {
+                size_t keep = l;
+                while (keep >= 4 && memcmp(q + keep - 4, " KVM", 4) == 0) {
+                    keep -= 4;
+                }
+                memcpy(blk + o, q, keep);
+                o += keep;
+                blk[o++] = '\n';
+            }
+            q += l + 1;
+        }
+        blk[o] = 0;
+        if (n == cap) {
+            cap *= 2;
+            char **nb = realloc(b, cap * sizeof(*nb));
+            if (!nb) {
+                free(blk);
+                break;
+            }
+            b = nb;
+        }
+        b[n++] = blk;
+        p += len;
+        while (*p == '\n') {
+            p++;
+        }
+    }
+    if (b) {
+        qsort(b, n, sizeof(*b), str_cmp);
+    }
+    *out = b;
+    return n;
+}
+
+/* After an import with --flat: does the result print the same views? */
+static void check_flat(const ms_topology *t, const char *flat_path)
+{
+    size_t len;
+    char *want = read_all(flat_path, &len);
+    if (!want) {
+        return;
+    }
+    struct built b;
+    char *got = NULL;
+    ms_topology *copy = NULL;
+    char *json = NULL;
+    struct ms_topology_error err;
+    if (ms_topology_save_json(t, &json) == 0 &&
+        ms_topology_load_json(json, strlen(json), NULL, &err, &copy) == 0) {
+        if (tool_build(copy, flat_path, &b) == EXIT_OK) {
+            if (ms_mtree_to_string(b.sys, MS_MTREE_FLAT, &got)) {
+                got = NULL;
+            }
+        }
+        tool_built_free(&b);
+    }
+    free(json);
+    if (got) {
+        char **x, **y;
+        size_t nx = flat_blocks(got, &x), ny = flat_blocks(want, &y);
+        size_t i = 0, j = 0, differ = 0;
+        while (x && y && (i < nx || j < ny)) {
+            int c = i == nx ? 1 : j == ny ? -1 : strcmp(x[i], y[j]);
+            if (c == 0) {
+                i++;
+                j++;
+                continue;
+            }
+            differ++;
+            c < 0 ? i++ : j++;
+        }
+        if (differ) {
+            fprintf(stderr,
+                    "%s: note: the flat views of the import differ from "
+                    "this text in %zu block(s): is it from the same run "
+                    "as the tree text?\n",
+                    flat_path, differ);
+        }
+        for (size_t k = 0; x && k < nx; k++) {
+            free(x[k]);
+        }
+        for (size_t k = 0; y && k < ny; k++) {
+            free(y[k]);
+        }
+        free(x);
+        free(y);
+    }
+    free(got);
+    free(want);
+}
+
 static int cmd_import(int argc, char **argv)
 {
     const char *tree = NULL, *flat = NULL, *out = NULL;
@@ -490,6 +605,9 @@ static int cmd_import(int argc, char **argv)
     free(text);
     if (rc) {
         return rc;
+    }
+    if (flat) {
+        check_flat(t, flat);
     }
     rc = write_json(t, out);
     ms_topology_free(t);
