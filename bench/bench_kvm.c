@@ -146,7 +146,7 @@ static int q_commit(struct ms_listener *l)
     return 0;
 }
 
-/* ---- part 1: topology changes ------------------------------------------------ */
+/* ---- part 1: topology changes -------------------------------------------- */
 
 struct run {
     ms_kvm *kvm;
@@ -346,7 +346,7 @@ static void topology(const char *label, const struct ms_kvm_config *cfg,
     ms_system_free(sys);
 }
 
-/* ---- part 2: exit round trip ------------------------------------------------- */
+/* ---- part 2: exit round trip --------------------------------------------- */
 
 struct exits {
     ms_kvm_vcpu *cpu;

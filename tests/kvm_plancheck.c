@@ -338,7 +338,7 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
     return bad;
 }
 
-/* ---- random worlds --------------------------------------------------------- */
+/* ---- random worlds ------------------------------------------------------- */
 
 static uint8_t next_byte(struct pc_src *src)
 {

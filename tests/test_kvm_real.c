@@ -26,7 +26,7 @@
 
 #include <memspace/access.h>
 
-/* ---- devices ------------------------------------------------------------ */
+/* ---- devices ------------------------------------------------------------- */
 
 struct ports {
     uint32_t last[16]; /* last value written to port 0x10 + i */
@@ -96,7 +96,7 @@ static const struct ms_region_ops dev_ops = {
     .impl = { .min_access_size = 1, .max_access_size = 4 },
 };
 
-/* ---- the board -------------------------------------------------------------- */
+/* ---- the board ----------------------------------------------------------- */
 
 struct vm {
     ms_system *sys;
@@ -197,7 +197,7 @@ static int run(struct vm *v, struct ms_kvm_exit *ex)
     return err;
 }
 
-/* ---- tests -------------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------- */
 
 static void test_basic(void)
 {
@@ -312,7 +312,7 @@ static void test_dirty(bool manual)
     vm_fini(&v);
 }
 
-/* ---- a vCPU on its own thread ------------------------------------------------ */
+/* ---- a vCPU on its own thread -------------------------------------------- */
 
 struct runner {
     struct vm *v;

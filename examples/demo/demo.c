@@ -78,7 +78,7 @@ static void say(const char *fmt, ...)
     fflush(stdout);
 }
 
-/* ---- devices -------------------------------------------------------------- */
+/* ---- devices ------------------------------------------------------------- */
 
 static uint64_t serial_read(void *opaque, uint64_t off, unsigned size)
 {
@@ -202,7 +202,7 @@ static const struct ms_region_ops ctl_ops = {
     .impl = { .min_access_size = 1, .max_access_size = 4 },
 };
 
-/* ---- what the listeners and the backend did --------------------------------- */
+/* ---- what the listeners and the backend did ------------------------------ */
 
 static int pr_add(struct ms_listener *l, const struct ms_section *s)
 {
@@ -295,7 +295,7 @@ static void trace(void *opaque, const struct ms_kvm_event *ev)
     }
 }
 
-/* ---- replay: a stand-in kernel and a stand-in guest --------------------------- */
+/* ---- replay: a stand-in kernel and a stand-in guest ---------------------- */
 
 static int fake_caps(void *opaque, struct ms_kvm_caps *caps)
 {
@@ -386,7 +386,7 @@ static void replay_guest(struct demo *d)
     replay_print(d, "unplugged: the old address now reads 0 (a hole)\n");
 }
 
-/* ---- running ------------------------------------------------------------------- */
+/* ---- running ------------------------------------------------------------- */
 
 static void *guest_thread(void *arg)
 {

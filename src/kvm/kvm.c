@@ -69,7 +69,7 @@ static int check_ext(int fd, long cap)
     return r < 0 ? 0 : r;
 }
 
-/* ---- the seam, kernel side ------------------------------------------------ */
+/* ---- the seam, kernel side ----------------------------------------------- */
 
 static int real_get_caps(void *opaque, struct ms_kvm_caps *caps)
 {
@@ -286,7 +286,7 @@ int ms__kvm_run(int vcpu_fd)
     return ioctl(vcpu_fd, KVM_RUN, 0UL) < 0 ? -errno : 0;
 }
 
-/* ---- the object ------------------------------------------------------------ */
+/* ---- the object ---------------------------------------------------------- */
 
 MS_EXPORT int ms_kvm_new(ms_system *sys, const struct ms_kvm_config *cfg,
                          ms_kvm **out)

@@ -51,7 +51,7 @@ static void trace(ms_kvm *kvm, struct ms_kvm_event *ev)
     }
 }
 
-/* ---- seam wrappers ----------------------------------------------------- */
+/* ---- seam wrappers ------------------------------------------------------- */
 
 static int do_set(ms_kvm *kvm, const struct ms__kvm_slot *s, bool del)
 {

@@ -215,7 +215,7 @@ MS_EXPORT int ms_kvm_vcpu_kick(ms_kvm_vcpu *v)
     return 0;
 }
 
-/* ---- pause ----------------------------------------------------------------- */
+/* ---- pause --------------------------------------------------------------- */
 
 MS_EXPORT int ms_kvm_pause(ms_kvm *kvm)
 {
@@ -279,7 +279,7 @@ static void park(ms_kvm *kvm)
     pthread_mutex_unlock(&kvm->lock);
 }
 
-/* ---- exit routing ------------------------------------------------------------ */
+/* ---- exit routing -------------------------------------------------------- */
 
 static void route_mmio(ms_kvm *kvm, struct kvm_run *run)
 {
