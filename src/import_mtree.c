@@ -96,6 +96,11 @@ struct imp {
     unsigned char *ambig;
 };
 
+/* Limits of the search against the flat text (see the caller). */
+#define MAX_SEARCH_REGIONS 20000
+#define MAX_SEARCH_AS 4096
+#define MAX_SETTLE 4000
+
 #define AMB_TERM 1u
 #define AMB_SIZE 2u
 #define AMB_RO 4u
@@ -891,12 +896,32 @@ static bool target_ok(const struct imp *I, const struct node *a, size_t k)
     return ms__window_fits(a->aoff, node_size(a, true), tsize);
 }
 
+struct mrname {
+    const char *name;
+    size_t k; /* index among memory-region blocks */
+};
+
+static int mrname_cmp(const void *x, const void *y)
+{
+    const struct mrname *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->k > b->k) - (a->k < b->k);
+}
+
 static int bind_targets(struct imp *I)
 {
     size_t *opts = malloc((I->nr_mr + 1) * sizeof(*opts));
-    if (!opts) {
+    struct mrname *byname = malloc((I->nr_mr + 1) * sizeof(*byname));
+    if (!opts || !byname) {
+        free(opts);
+        free(byname);
         return -ENOMEM;
     }
+    for (size_t k = 0; k < I->nr_mr; k++) {
+        byname[k].name = I->b[I->mr_blocks[k]].mr_name;
+        byname[k].k = k;
+    }
+    qsort(byname, I->nr_mr, sizeof(*byname), mrname_cmp);
     size_t q = 0;
     int rc = 0;
     for (size_t i = 0; i < I->nr && !rc; i++) {
@@ -909,9 +934,22 @@ static int bind_targets(struct imp *I)
         if (new_ok) {
             opts[no++] = q;
         }
-        for (size_t j = 0; j < q; j++) {
-            if (target_ok(I, a, j)) {
-                opts[no++] = j;
+        /* Blocks already queued with that name (sorted by name, then k). */
+        struct mrname key = {.name = a->target, .k = 0};
+        size_t lo = 0, hi = I->nr_mr;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (mrname_cmp(&byname[mid], &key) < 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        for (; lo < I->nr_mr && byname[lo].k < q &&
+               strcmp(byname[lo].name, a->target) == 0;
+             lo++) {
+            if (target_ok(I, a, byname[lo].k)) {
+                opts[no++] = byname[lo].k;
             }
         }
         if (no == 0) {
@@ -935,14 +973,22 @@ static int bind_targets(struct imp *I)
                 no = keep;
             }
         }
-        /* The earliest new target is always consistent (see the header). */
-        a->slot = opts[0];
+        /* The earliest new target is always consistent (see the header);
+         * otherwise the earliest queued one. */
+        size_t pick = opts[0];
+        for (size_t k = 1; k < no; k++) {
+            if (opts[k] == q || (pick != q && opts[k] < pick)) {
+                pick = opts[k];
+            }
+        }
+        a->slot = pick;
         a->guess_target = no > 1;
         if (a->slot == q) {
             q++;
         }
     }
     free(opts);
+    free(byname);
     if (!rc && q != I->nr_mr) {
         rc = ierr(I, I->b[I->mr_blocks[q < I->nr_mr ? q : 0]].line, 1,
                   "\"memory-region: %s\" is not the target of any alias "
@@ -994,52 +1040,127 @@ static void owner_label(const char *owner, char *buf, size_t size)
     }
 }
 
+/* Sort keys for set_ids(); the topology is passed through a static-free
+ * wrapper array. */
+struct idkey {
+    const struct ms__treg *r;
+    size_t idx;
+    size_t pos; /* processing position */
+};
+
+static int str_or_null_cmp(const char *a, const char *b)
+{
+    if (!a || !b) {
+        return (a != NULL) - (b != NULL);
+    }
+    return strcmp(a, b);
+}
+
+static int by_name(const void *x, const void *y)
+{
+    const struct idkey *a = x, *b = y;
+    int c = strcmp(a->r->name, b->r->name);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int by_name_owner(const void *x, const void *y)
+{
+    const struct idkey *a = x, *b = y;
+    int c = strcmp(a->r->name, b->r->name);
+    c = c ? c : str_or_null_cmp(a->r->owner, b->r->owner);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int by_name_parent(const void *x, const void *y)
+{
+    const struct idkey *a = x, *b = y;
+    int c = strcmp(a->r->name, b->r->name);
+    if (!c && a->r->container != b->r->container) {
+        c = a->r->container < b->r->container ? -1 : 1;
+    }
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int by_id_pos(const void *x, const void *y)
+{
+    const struct idkey *a = x, *b = y;
+    int c = strcmp(a->r->id, b->r->id);
+    return c ? c : (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+/* For each region, how many regions share its key under @cmp. */
+static void count_groups(struct idkey *k, size_t n,
+                         int (*cmp)(const void *, const void *), size_t *count)
+{
+    qsort(k, n, sizeof(*k), cmp);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n) {
+            /* Equal keys: compare without the index tie-break. */
+            struct idkey a = k[i], b = k[j];
+            a.idx = b.idx = 0;
+            if (cmp(&a, &b) != 0) {
+                break;
+            }
+            j++;
+        }
+        for (size_t m = i; m < j; m++) {
+            count[k[m].idx] = j - i;
+        }
+        i = j;
+    }
+}
+
+/*
+ * Ids: the name where it is unique, else name@owner, else
+ * container-id/name, else "#2", "#3"... in tree order.  Linearithmic, so
+ * that huge imports stay fast.
+ */
 static int set_ids(ms_topology *t)
 {
     size_t n = t->nr;
     int rc = 0;
-    /* Parents first: walk in an order where containers precede. */
     size_t *order = malloc((n ? n : 1) * sizeof(*order));
-    if (!order) {
-        return -ENOMEM;
+    struct idkey *k = malloc((n ? n : 1) * sizeof(*k));
+    size_t *c_name = malloc((n ? n : 1) * sizeof(size_t));
+    size_t *c_owner = malloc((n ? n : 1) * sizeof(size_t));
+    size_t *c_parent = malloc((n ? n : 1) * sizeof(size_t));
+    size_t *pos = malloc((n ? n : 1) * sizeof(size_t));
+    if (!order || !k || !c_name || !c_owner || !c_parent || !pos) {
+        rc = -ENOMEM;
+        goto out;
     }
+    /* Parents first: walk in an order where containers precede. */
     size_t no = 0;
     for (size_t i = 0; i < n; i++) {
         if (t->r[i].container == NONE) {
             order[no++] = i;
         }
     }
-    for (size_t k = 0; k < no; k++) {
-        for (size_t j = 0; j < t->r[order[k]].nr_subs; j++) {
-            order[no++] = t->r[order[k]].subs[j];
+    for (size_t q = 0; q < no; q++) {
+        for (size_t j = 0; j < t->r[order[q]].nr_subs; j++) {
+            order[no++] = t->r[order[q]].subs[j];
         }
     }
-    /* Count names, then (name, owner) pairs. */
-    for (size_t k = 0; k < no && !rc; k++) {
-        size_t i = order[k];
+    for (size_t q = 0; q < no; q++) {
+        pos[order[q]] = q;
+    }
+    for (size_t i = 0; i < n; i++) {
+        k[i] = (struct idkey){&t->r[i], i, pos[i]};
+    }
+    count_groups(k, n, by_name, c_name);
+    count_groups(k, n, by_name_owner, c_owner);
+    count_groups(k, n, by_name_parent, c_parent);
+    for (size_t q = 0; q < no && !rc; q++) {
+        size_t i = order[q];
         struct ms__treg *r = &t->r[i];
-        size_t same_name = 0, same_owner = 0, same_parent = 0;
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(t->r[j].name, r->name) != 0) {
-                continue;
-            }
-            same_name++;
-            if ((!t->r[j].owner && !r->owner) ||
-                (t->r[j].owner && r->owner &&
-                 strcmp(t->r[j].owner, r->owner) == 0)) {
-                same_owner++;
-            }
-            if (t->r[j].container == r->container) {
-                same_parent++;
-            }
-        }
         char buf[1024], lab[256];
         owner_label(r->owner, lab, sizeof(lab));
-        if (same_name == 1) {
+        if (c_name[i] == 1) {
             snprintf(buf, sizeof(buf), "%s", r->name);
-        } else if (same_owner == 1 && lab[0]) {
+        } else if (c_owner[i] == 1 && lab[0]) {
             snprintf(buf, sizeof(buf), "%s@%s", r->name, lab);
-        } else if (same_parent == 1 && r->container != NONE) {
+        } else if (c_parent[i] == 1 && r->container != NONE) {
             snprintf(buf, sizeof(buf), "%s/%s", t->r[r->container].id, r->name);
         } else {
             snprintf(buf, sizeof(buf), "%s", r->name);
@@ -1049,31 +1170,39 @@ static int set_ids(ms_topology *t)
             rc = -ENOMEM;
         }
     }
-    /* Still equal ids get "#2", "#3"... in processing order. */
-    for (size_t k = 0; k < no && !rc; k++) {
-        size_t i = order[k];
-        unsigned dup = 1;
-        for (size_t kk = 0; kk < k; kk++) {
-            if (strcmp(t->r[order[kk]].id, t->r[i].id) == 0 ||
-                (strncmp(t->r[order[kk]].id, t->r[i].id, strlen(t->r[i].id)) ==
-                     0 &&
-                 t->r[order[kk]].id[strlen(t->r[i].id)] == '#')) {
-                dup++;
-            }
+    if (rc) {
+        goto out;
+    }
+    /* Still equal ids get "#2", "#3"... in tree order. */
+    for (size_t i = 0; i < n; i++) {
+        k[i] = (struct idkey){&t->r[i], i, pos[i]};
+    }
+    qsort(k, n, sizeof(*k), by_id_pos);
+    for (size_t i = 0; i < n && !rc;) {
+        size_t j = i + 1;
+        while (j < n && strcmp(k[j].r->id, k[i].r->id) == 0) {
+            j++;
         }
-        if (dup > 1) {
+        for (size_t m = i + 1; m < j && !rc; m++) {
             char buf[1100];
-            snprintf(buf, sizeof(buf), "%s#%u", t->r[i].id, dup);
+            snprintf(buf, sizeof(buf), "%s#%zu", k[i].r->id, m - i + 1);
             char *nid = ms__topo_strdup(buf);
             if (!nid) {
                 rc = -ENOMEM;
                 break;
             }
-            free(t->r[i].id);
-            t->r[i].id = nid;
+            free(t->r[k[m].idx].id);
+            t->r[k[m].idx].id = nid;
         }
+        i = j;
     }
+out:
     free(order);
+    free(k);
+    free(c_name);
+    free(c_owner);
+    free(c_parent);
+    free(pos);
     return rc;
 }
 
@@ -1179,10 +1308,12 @@ static int describe(struct imp *I, ms_topology *t)
     }
     /* Subregions in addition order, from each class's first printing. */
     bool *linked = calloc(t->nr ? t->nr : 1, sizeof(*linked));
+    size_t *stamp = calloc(t->nr ? t->nr : 1, sizeof(*stamp));
     struct kidord *ko = malloc((I->nr ? I->nr : 1) * sizeof(*ko));
-    if (!linked || !ko) {
+    if (!linked || !ko || !stamp) {
         free(linked);
         free(ko);
+        free(stamp);
         return -ENOMEM;
     }
     for (size_t i = 0; i < I->nr && !rc; i++) {
@@ -1197,13 +1328,10 @@ static int describe(struct imp *I, ms_topology *t)
             if (t->r[c->cls].container != n->cls) {
                 continue; /* claimed by another container: keep first */
             }
-            bool seen = false;
-            for (size_t j = 0; j < nk; j++) {
-                seen |= I->n[ko[j].node].cls == c->cls;
+            if (stamp[c->cls] == i + 1) {
+                continue; /* printed twice under one parent */
             }
-            if (seen) {
-                continue;
-            }
+            stamp[c->cls] = i + 1;
             ko[nk].node = n->kids[k];
             ko[nk].prio = c->prio;
             ko[nk].addr = node_addr(I, c);
@@ -1216,6 +1344,7 @@ static int describe(struct imp *I, ms_topology *t)
     }
     free(linked);
     free(ko);
+    free(stamp);
     if (rc) {
         return rc;
     }
@@ -2262,7 +2391,11 @@ static int settle(struct imp *I, ms_topology *t, const struct flat *f)
 {
     struct eval cur;
     bool have_cur = false;
-    if (f) {
+    size_t questions = 0;
+    for (size_t i = 0; i < t->nr; i++) {
+        questions += (size_t)__builtin_popcount(I->ambig[i] & 7u);
+    }
+    if (f && questions <= MAX_SETTLE) {
         int rc = evaluate(t, f, &cur);
         if (rc == -ENOMEM) {
             return rc;
@@ -2373,14 +2506,20 @@ MS_EXPORT int ms_topology_import_mtree(const char *tree, size_t tree_len,
     if (!rc) {
         rc = describe(&I, t);
     }
-    if (!rc && flat) {
+    /*
+     * The search builds the topology once per trial: bounded so that huge
+     * inputs stay fast (their questions then stay flagged as guesses).
+     */
+    bool search =
+        flat && t && t->nr <= MAX_SEARCH_REGIONS && t->nr_as <= MAX_SEARCH_AS;
+    if (!rc && search) {
         rc = order_as(t, &F);
         if (!rc) {
             rc = infer(&I, t, &F);
         }
     }
     if (!rc) {
-        rc = settle(&I, t, flat ? &F : NULL);
+        rc = settle(&I, t, search ? &F : NULL);
     }
     flat_free(&F);
     imp_free(&I);
