@@ -21,5 +21,5 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
     set_source_files_properties(kvm_guest.S PROPERTIES COMPILE_OPTIONS
         "$<$<C_COMPILER_ID:Clang>:-fno-integrated-as>")
     ms_test(test_kvm_real SOURCES test_kvm_real.c kvm_guest.S
-            LABELS kvm LIBS ms_testutil Threads::Threads)
+            LABELS "kvm;thread" LIBS ms_testutil Threads::Threads)
 endif()
