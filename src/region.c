@@ -114,13 +114,6 @@ static int check_config(ms_system *sys, const struct ms_region_config *cfg)
         if ((unsigned)cfg->backing > MS_RAM_FD) {
             return -EINVAL;
         }
-        if (cfg->kind == MS_REGION_RAM_DEVICE &&
-            cfg->backing != MS_RAM_HOST) {
-            ms__log(sys, MS_LOG_ERROR,
-                    "RAM device '%s' needs caller memory (MS_RAM_HOST)",
-                    cfg->name);
-            return -EINVAL;
-        }
         if (cfg->backing == MS_RAM_HOST && !cfg->host) {
             ms__log(sys, MS_LOG_ERROR, "region '%s': no host pointer",
                     cfg->name);

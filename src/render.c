@@ -345,8 +345,8 @@ int ms__render_unmerged(ms_region *root, ms__fr **out, size_t *nr)
 
 int ms__render(ms_system *sys, ms_region *root, ms_flatview **out)
 {
-    ms__fr *ranges;
-    size_t n;
+    ms__fr *ranges = NULL;
+    size_t n = 0;
     int err = render_ranges(root, true, &ranges, &n);
     if (err < 0) {
         return err;

@@ -238,7 +238,8 @@ static void test_bad_creation(void)
     cfg.backing = MS_RAM_HOST;
     CHECK_ERR(ms_region_new(sys, &cfg, &r), EINVAL);
     cfg = (struct ms_region_config){ .kind = MS_REGION_RAM_DEVICE,
-                                     .name = "x", .size = 1 };
+                                     .name = "x", .size = 1,
+                                     .backing = MS_RAM_HOST };
     CHECK_ERR(ms_region_new(sys, &cfg, &r), EINVAL);
     cfg = (struct ms_region_config){ .kind = MS_REGION_IO, .name = "x",
                                      .size = 1 };

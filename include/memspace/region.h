@@ -129,7 +129,8 @@ struct ms_region_config {
      */
     const char *owner;
 
-    /* RAM, ROM, ROM device; RAM device requires MS_RAM_HOST. */
+    /* RAM, ROM, ROM device, RAM device (usually MS_RAM_HOST: a device's
+     * memory mapped by the caller; MS_RAM_ANON serves tests). */
     enum ms_ram_backing backing;
     void *host;         /**< MS_RAM_HOST: at least size bytes */
     int fd;             /**< MS_RAM_FD: file descriptor (not closed) */
