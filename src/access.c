@@ -58,8 +58,24 @@
 
 #include "internal.h"
 
+#ifdef _LGPL_SOURCE
+/*
+ * liburcu's per-thread reader pointer, declared again with the
+ * initial-exec model so that the shared library reaches it without a
+ * __tls_get_addr() call (liburcu-bp is loaded with us, at start-up).
+ */
+extern __thread struct urcu_bp_reader *urcu_bp_reader
+    __attribute__((tls_model("initial-exec")));
+/* liburcu knows this thread: the inlined read lock then calls nothing. */
+#define RCU_READY() (URCU_TLS(urcu_bp_reader) != NULL)
+#else
+#define RCU_READY() true
+#endif
+
 #define HOST_BIG (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Deepest nesting of device callbacks on one thread. */
 #define GUARD_DEPTH 16
@@ -74,7 +90,7 @@ struct hit {
 };
 
 struct tls_state {
-    struct hit hit[4];
+    struct hit hit; /* the last range hit, in any view */
     unsigned depth;
     const void *guard[GUARD_DEPTH];
 };
@@ -89,7 +105,7 @@ static __thread struct tls_state tls
 static ALWAYS_INLINE const struct ms__dent *
 find(const struct ms__dispatch *d, uint64_t gpa)
 {
-    struct hit *h = &tls.hit[((uintptr_t)d >> 5) & 3];
+    struct hit *h = &tls.hit;
     if (h->d == d && h->idx < d->nr) {
         const struct ms__dent *e = &d->dents[h->idx];
         if (gpa - e->gpa <= e->last - e->gpa) {
@@ -101,6 +117,54 @@ find(const struct ms__dispatch *d, uint64_t gpa)
         h->d = d;
         h->idx = (size_t)(e - d->dents);
     }
+    return e;
+}
+
+/*
+ * The same without any call, for the fast paths; NULL also when the view
+ * has no index (the slow path then searches).  Keeping calls out of the
+ * fast paths keeps them free of register saves.
+ */
+static ALWAYS_INLINE const struct ms__dent *
+find_fast(const struct ms__dispatch *d, uint64_t gpa)
+{
+    struct hit *h = &tls.hit;
+    const struct ms__dent *e;
+    if (h->d == d && h->idx < d->nr) {
+        e = &d->dents[h->idx];
+        if (gpa - e->gpa <= e->last - e->gpa) {
+            return e;
+        }
+    }
+    const struct ms__dnode *n = d->nodes;
+    if (UNLIKELY(!n)) {
+        return NULL;
+    }
+    uint32_t b;
+    for (;;) {
+        uint64_t off = gpa - n->base;
+        if (off > n->span) {
+            return NULL;
+        }
+        b = n->buckets[off >> n->shift];
+        if (!(b & MS__DB_NODE)) {
+            break;
+        }
+        n = &d->nodes[b & ~MS__DB_NODE];
+    }
+    e = &d->dents[b & MS__DB_IDX_MASK];
+    const struct ms__dent *end = e + (b >> MS__DB_IDX_BITS);
+    while (gpa > e->last) {
+        if (e == end) {
+            return NULL;
+        }
+        e++;
+    }
+    if (gpa < e->gpa) {
+        return NULL;
+    }
+    h->d = d;
+    h->idx = (size_t)(e - d->dents);
     return e;
 }
 
@@ -210,6 +274,63 @@ static const struct ms_region_ops ramdev_ops = {
 
 /* ---- dispatch entries (built by dispatch.c on the owner thread) --------- */
 
+/*
+ * MMIO fast path: for ops with plain callbacks and no accepts(), the rules
+ * of 7.4.2 and 7.4.4 boil down to a few numbers, kept in the entry so that
+ * a common access (valid, one callback of exactly its size) needs nothing
+ * else: valid.min, valid.max (0: any), impl min/max (normalised), whether
+ * the guest may be unaligned, and the device's byte order.
+ */
+#define MM_FAST (1u << 20)
+#define MM_VUNAL (1u << 16)
+#define MM_BIG (1u << 17)
+#define MM_VMIN(m) ((m) & 0xfu)
+#define MM_VMAX(m) (((m) >> 4) & 0xfu)
+#define MM_AMIN(m) (((m) >> 8) & 0xfu)
+#define MM_AMAX(m) (((m) >> 12) & 0xfu)
+
+static unsigned clamp8(unsigned v)
+{
+    return v > 8 ? 8 : v;
+}
+
+static uint32_t mmio_summary(const ms_system *sys,
+                             const struct ms_region_ops *ops)
+{
+    if (!ops->read || !ops->write || ops->valid.accepts ||
+        ops->valid.min_access_size > 8) {
+        return 0;
+    }
+    unsigned amin = ops->impl.min_access_size;
+    unsigned amax = ops->impl.max_access_size;
+    amin = amin ? clamp8(amin) : 1;
+    amax = amax ? clamp8(amax) : 4;
+    uint32_t m = MM_FAST | ops->valid.min_access_size |
+                 clamp8(ops->valid.max_access_size) << 4 | amin << 8 |
+                 amax << 12;
+    if (ops->valid.unaligned) {
+        m |= MM_VUNAL;
+    }
+    if (ops->endianness == MS_ENDIAN_BIG ||
+        (ops->endianness == MS_ENDIAN_NATIVE && sys->big_endian)) {
+        m |= MM_BIG;
+    }
+    return m;
+}
+
+/* A valid access of exactly one callback of @size bytes. */
+static ALWAYS_INLINE bool mmio_simple(uint32_t m, uint64_t offset,
+                                      unsigned size)
+{
+    if (!(m & MM_FAST) || size < MM_AMIN(m) || size > MM_AMAX(m)) {
+        return false;
+    }
+    if (!(m & MM_VUNAL) && (offset & (size - 1))) {
+        return false;
+    }
+    return MM_VMAX(m) == 0 || (size <= MM_VMAX(m) && size >= MM_VMIN(m));
+}
+
 void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
 {
     ms_region *mr = fr->mr;
@@ -252,6 +373,7 @@ void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
         e->opaque = mr->opaque;
         if (!mr->readonly && !mr->guard_off) {
             f |= MS__D_GUARD;
+            e->guard_key = mr->guard_key; /* I/O regions have no block */
         }
         break;
     default: /* reservations; containers and aliases never terminate */
@@ -261,6 +383,9 @@ void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
         f |= MS__D_DIRTY;
     }
     e->flags = f;
+    if (mr->kind == MS_REGION_IO || mr->kind == MS_REGION_ROM_DEVICE) {
+        e->mmio = mmio_summary(mr->sys, mr->ops);
+    }
 }
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -479,7 +604,7 @@ static bool access_ok(ms_system *sys, const struct ms__dent *e,
 static bool guard_enter(ms_system *sys, const struct ms__dent *e,
                         uint64_t offset)
 {
-    const void *key = e->mr->guard_key;
+    const void *key = e->guard_key;
     const char *why = NULL;
     for (unsigned i = 0; i < tls.depth; i++) {
         if (tls.guard[i] == key) {
@@ -571,6 +696,20 @@ static ms_tx_result dispatch_read(ms_system *sys, const struct ms__dent *e,
                                   unsigned size, bool big,
                                   struct ms_attrs attrs)
 {
+    if (e && mmio_simple(e->mmio, offset, size)) {
+        if ((e->flags & MS__D_GUARD) && !guard_enter(sys, e, offset)) {
+            *value = 0;
+            return MS_TX_ACCESS_ERROR;
+        }
+        uint64_t mask = size >= 8 ? UINT64_MAX
+                                  : (UINT64_C(1) << (8 * size)) - 1;
+        uint64_t v = e->ops->read(e->opaque, offset, size) & mask;
+        if (e->flags & MS__D_GUARD) {
+            tls.depth--;
+        }
+        *value = big != !!(e->mmio & MM_BIG) ? bswap_sized(v, size) : v;
+        return MS_TX_OK;
+    }
     *value = 0;
     if (!access_ok(sys, e, offset, size, false, attrs)) {
         return MS_TX_DECODE_ERROR;
@@ -588,6 +727,24 @@ static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
                                    unsigned size, bool big,
                                    struct ms_attrs attrs)
 {
+    if (e && mmio_simple(e->mmio, offset, size)) {
+        if (big != !!(e->mmio & MM_BIG)) {
+            value = bswap_sized(value, size);
+        }
+        if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
+            return MS_TX_OK;
+        }
+        if ((e->flags & MS__D_GUARD) && !guard_enter(sys, e, offset)) {
+            return MS_TX_ACCESS_ERROR;
+        }
+        uint64_t mask = size >= 8 ? UINT64_MAX
+                                  : (UINT64_C(1) << (8 * size)) - 1;
+        e->ops->write(e->opaque, offset, value & mask, size);
+        if (e->flags & MS__D_GUARD) {
+            tls.depth--;
+        }
+        return MS_TX_OK;
+    }
     if (!access_ok(sys, e, offset, size, true, attrs)) {
         return MS_TX_DECODE_ERROR;
     }
@@ -674,9 +831,21 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
     }
 }
 
-static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
-                                     struct ms_attrs attrs, uint8_t *buf,
-                                     uint64_t len, bool is_write)
+/* Out of line: entered inside the read-side section, ends it. */
+static __attribute__((noinline)) ms_tx_result
+rw_slow(const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs,
+        uint8_t *buf, uint64_t len, bool is_write)
+{
+    const struct ms__dispatch *d = &fv->disp;
+    ms_tx_result r = rw_loop(fv->sys, d, find(d, gpa), gpa, attrs, buf, len,
+                             is_write);
+    ms__rcu_read_unlock(&fv->sys->rcu_token);
+    return r;
+}
+
+static __attribute__((noinline)) ms_tx_result
+rw_cold(ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,
+        uint64_t len, bool is_write)
 {
     if (!as || (!buf && len)) {
         return MS_TX_DECODE_ERROR;
@@ -684,30 +853,36 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
     if (!len) {
         return MS_TX_OK;
     }
-    ms_system *sys = as->sys;
-    uint32_t fast = MS__D_RAM |
+    ms__rcu_read_lock();
+    return rw_slow(ms__rcu_deref(&as->view), gpa, attrs, buf, len,
+                   is_write);
+}
+
+static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
+                                     struct ms_attrs attrs, uint8_t *buf,
+                                     uint64_t len, bool is_write)
+{
+    if (UNLIKELY(!as || !buf || !len || !RCU_READY())) {
+        return rw_cold(as, gpa, attrs, buf, len, is_write);
+    }
+    /* RAM in one piece; dirty logging is out of line. */
+    uint32_t want = MS__D_RAM |
                     (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ);
-    ms_tx_result r = MS_TX_OK;
+    uint32_t mask = want | (is_write ? MS__D_DIRTY : 0);
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
-    const struct ms__dispatch *d = &fv->disp;
-    const struct ms__dent *e = find(d, gpa);
-    /* RAM fast path: one copy when the first range holds everything. */
-    if (e && (e->flags & fast) == fast && len - 1 <= e->last - gpa) {
+    const struct ms__dent *e = find_fast(&fv->disp, gpa);
+    if (LIKELY(e && (e->flags & mask) == want && len - 1 <= e->last - gpa)) {
         uint8_t *h = e->host + (gpa - e->gpa);
         if (is_write) {
             copy(h, buf, len);
-            if (e->flags & MS__D_DIRTY) {
-                ms__dirty_mark(e->mr, e->offset + (gpa - e->gpa), len);
-            }
         } else {
             copy(buf, h, len);
         }
-    } else {
-        r = rw_loop(sys, d, e, gpa, attrs, buf, len, is_write);
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        return MS_TX_OK;
     }
-    ms__rcu_read_unlock(&sys->rcu_token);
-    return r;
+    return rw_slow(fv, gpa, attrs, buf, len, is_write);
 }
 
 MS_EXPORT ms_tx_result ms_as_read(ms_as *as, uint64_t gpa,
@@ -829,44 +1004,39 @@ static ALWAYS_INLINE bool order_big(const ms_system *sys, enum order o)
     return o == ORD_BE || (o == ORD_TARGET && sys->big_endian);
 }
 
-static uint64_t ld_slow(ms_system *sys, const struct ms__dent *e,
-                        uint64_t gpa, unsigned size, bool big,
-                        struct ms_attrs attrs, ms_tx_result *r)
+/*
+ * The fast paths below are small enough to need no saved registers; all
+ * else (MMIO, ROMD, holes, RAM range ends) is out of line, and the out of
+ * line parts end the read-side section themselves.
+ */
+/*
+ * Out of line: everything that is not RAM in one piece.  Entered inside
+ * the read-side section (a NULL @as excepted) and ends it.  It looks the
+ * address up again: that may see a newer view than the fast path did,
+ * which is fine, the fast path having done nothing.
+ */
+static __attribute__((noinline)) uint64_t
+ld_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, unsigned size_big,
+        struct ms_attrs attrs, ms_tx_result *res)
 {
+    ms_system *sys = as->sys;
+    unsigned size = size_big & 0xf;
+    bool big = size_big >> 4;
+    if (!e) { /* a hole, or a view without index: search (any view) */
+        e = find(&ms__rcu_deref(&as->view)->disp, gpa);
+    }
     uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
     uint64_t v;
-    if (e && (e->flags & MS__D_ROMD) && size <= e->mr->block_size &&
-        offset <= e->mr->block_size - size) {
-        /* ROMD lengths are not clamped to the range (7.2). */
-        *r = MS_TX_OK;
-        return load_ord(e->host + (gpa - e->gpa), size, big);
-    }
-    /* Includes RAM straddling its range end: the unassigned ops. */
-    *r = dispatch_read(sys, e, offset, &v, size, big, attrs);
-    return v;
-}
-
-static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa,
-                                 struct ms_attrs attrs, unsigned size,
-                                 enum order o, ms_tx_result *res)
-{
-    if (!as) {
-        if (res) {
-            *res = MS_TX_DECODE_ERROR;
-        }
-        return 0;
-    }
-    ms_system *sys = as->sys;
-    bool big = order_big(sys, o);
-    uint64_t v;
     ms_tx_result r = MS_TX_OK;
-    ms__rcu_read_lock();
-    const ms_flatview *fv = ms__rcu_deref(&as->view);
-    const struct ms__dent *e = find(&fv->disp, gpa);
     if (e && (e->flags & MS__D_DIRECT_READ) && size - 1 <= e->last - gpa) {
         v = load_ord(e->host + (gpa - e->gpa), size, big);
+    } else if (e && (e->flags & MS__D_ROMD) && size <= e->mr->block_size &&
+               offset <= e->mr->block_size - size) {
+        /* ROMD lengths are not clamped to the range (7.2). */
+        v = load_ord(e->host + (gpa - e->gpa), size, big);
     } else {
-        v = ld_slow(sys, e, gpa, size, big, attrs, &r);
+        /* Includes RAM straddling its range end: the unassigned ops. */
+        r = dispatch_read(sys, e, offset, &v, size, big, attrs);
     }
     ms__rcu_read_unlock(&sys->rcu_token);
     if (res) {
@@ -875,21 +1045,57 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa,
     return v;
 }
 
-static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
-                                     struct ms_attrs attrs, unsigned size,
-                                     enum order o)
+static __attribute__((noinline)) uint64_t
+ld_cold(ms_as *as, uint64_t gpa, unsigned size_big, struct ms_attrs attrs,
+        ms_tx_result *res)
 {
     if (!as) {
-        return MS_TX_DECODE_ERROR;
+        if (res) {
+            *res = MS_TX_DECODE_ERROR;
+        }
+        return 0;
     }
-    ms_system *sys = as->sys;
-    bool big = order_big(sys, o);
-    ms_tx_result r = MS_TX_OK;
+    ms__rcu_read_lock(); /* registers the thread with liburcu */
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    return ld_slow(as, find(&fv->disp, gpa), gpa, size_big, attrs, res);
+}
+
+static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa,
+                                 struct ms_attrs attrs, unsigned size,
+                                 enum order o, ms_tx_result *res)
+{
+    if (UNLIKELY(!as || !RCU_READY())) {
+        bool cold_big = as && order_big(as->sys, o);
+        return ld_cold(as, gpa, size | (unsigned)cold_big << 4, attrs, res);
+    }
+    bool big = order_big(as->sys, o);
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
-    const struct ms__dent *e = find(&fv->disp, gpa);
-    if (e && (e->flags & MS__D_DIRECT_WRITE) &&
-        size - 1 <= e->last - gpa) {
+    const struct ms__dent *e = find_fast(&fv->disp, gpa);
+    if (LIKELY(e && (e->flags & MS__D_DIRECT_READ) &&
+               size - 1 <= e->last - gpa)) {
+        uint64_t v = load_ord(e->host + (gpa - e->gpa), size, big);
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        if (res) {
+            *res = MS_TX_OK;
+        }
+        return v;
+    }
+    return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
+}
+
+static __attribute__((noinline)) ms_tx_result
+st_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, uint64_t v,
+        unsigned size_big, struct ms_attrs attrs)
+{
+    ms_system *sys = as->sys;
+    unsigned size = size_big & 0xf;
+    bool big = size_big >> 4;
+    if (!e) {
+        e = find(&ms__rcu_deref(&as->view)->disp, gpa);
+    }
+    ms_tx_result r = MS_TX_OK;
+    if (e && (e->flags & MS__D_DIRECT_WRITE) && size - 1 <= e->last - gpa) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
         if (e->flags & MS__D_DIRTY) {
             ms__dirty_mark(e->mr, e->offset + (gpa - e->gpa), size);
@@ -900,6 +1106,41 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
     }
     ms__rcu_read_unlock(&sys->rcu_token);
     return r;
+}
+
+static __attribute__((noinline)) ms_tx_result
+st_cold(ms_as *as, uint64_t gpa, uint64_t v, unsigned size_big,
+        struct ms_attrs attrs)
+{
+    if (!as) {
+        return MS_TX_DECODE_ERROR;
+    }
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    return st_slow(as, find(&fv->disp, gpa), gpa, v, size_big, attrs);
+}
+
+static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
+                                     struct ms_attrs attrs, unsigned size,
+                                     enum order o)
+{
+    if (UNLIKELY(!as || !RCU_READY())) {
+        bool cold_big = as && order_big(as->sys, o);
+        return st_cold(as, gpa, v, size | (unsigned)cold_big << 4, attrs);
+    }
+    bool big = order_big(as->sys, o);
+    ms__rcu_read_lock();
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    const struct ms__dent *e = find_fast(&fv->disp, gpa);
+    /* Dirty logging, MMIO, ROM... out of line. */
+    if (LIKELY(e && (e->flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
+                        MS__D_DIRECT_WRITE &&
+               size - 1 <= e->last - gpa)) {
+        store_ord(e->host + (gpa - e->gpa), v, size, big);
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        return MS_TX_OK;
+    }
+    return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
 }
 
 MS_EXPORT uint8_t ms_as_ldub(ms_as *as, uint64_t gpa, struct ms_attrs attrs,

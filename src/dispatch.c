@@ -9,7 +9,7 @@
  * region when the view was built; access.c, ms__access_dent_init()).
  *
  * Index: an adaptive radix of "buckets".  A node covers an address window
- * [base, last] and cuts it into nb <= 2^k equal power-of-two buckets, with
+ * [base, base + span] and cuts it into nb <= 2^k equal power-of-two buckets, with
  * 2^k the smallest power of two >= the number of ranges meeting the window
  * (so on average about one range per bucket).  A bucket is a 32-bit word:
  *   - MS__DB_NODE | n:    a child node n covers the bucket (more than
@@ -105,8 +105,10 @@ static long build_node(struct builder *b, size_t i0, size_t i1,
         return -ENOMEM;
     }
     b->nr_buckets += nb;
+    /* Bucket pointers are set once all buckets are allocated. */
     b->nodes[self] = (struct ms__dnode){
-        .base = base, .last = last, .shift = shift, .first = (uint32_t)first
+        .base = base, .span = span, .shift = shift,
+        .buckets = (const uint32_t *)(uintptr_t)first
     };
 
     uint64_t bsize_last = shift ? (UINT64_C(1) << shift) - 1 : 0;
@@ -172,8 +174,11 @@ int ms__dispatch_build(ms_flatview *fv)
         memset(disp, 0, sizeof(*disp));
         return (int)root;
     }
+    for (size_t i = 0; i < b.nr_nodes; i++) {
+        b.nodes[i].buckets = b.buckets + (uintptr_t)b.nodes[i].buckets;
+    }
     disp->nodes = b.nodes;
-    disp->buckets = b.buckets;
+    disp->buckets_ = b.buckets;
     return 0;
 }
 
@@ -181,7 +186,7 @@ void ms__dispatch_free(ms_flatview *fv)
 {
     free((void *)fv->disp.dents);
     free((void *)fv->disp.nodes);
-    free((void *)fv->disp.buckets);
+    free(fv->disp.buckets_);
     memset(&fv->disp, 0, sizeof(fv->disp));
 }
 

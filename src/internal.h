@@ -158,12 +158,15 @@ struct ms__dent {
     uint64_t gpa;    /* first address */
     uint64_t last;   /* last address, inclusive */
     uint64_t offset; /* region offset of gpa */
-    uint8_t *host;   /* the RAM block at gpa, NULL without one */
+    union {
+        uint8_t *host;         /* the RAM block at gpa (has_block) */
+        const void *guard_key; /* I/O: re-entrancy guard key */
+    };
     ms_region *mr;   /* terminating region */
     const struct ms_region_ops *ops; /* used when not direct */
     void *opaque;    /* passed to ops */
     uint32_t flags;  /* MS__D_* */
-    uint32_t pad_;
+    uint32_t mmio;   /* MMIO fast path summary (access.c), 0: none */
 };
 
 #define MS__D_DIRECT_READ 0x01u  /* reads copy from host */
@@ -174,10 +177,11 @@ struct ms__dent {
 #define MS__D_DIRTY 0x20u        /* RAM writes mark dirty pages */
 
 struct ms__dnode {
-    uint64_t base;  /* first address the node covers */
-    uint64_t last;  /* last address it covers */
-    uint32_t shift; /* bucket = (gpa - base) >> shift */
-    uint32_t first; /* its first bucket */
+    uint64_t base;           /* first address the node covers */
+    uint64_t span;           /* last address it covers - base */
+    const uint32_t *buckets; /* bucket i: (gpa - base) >> shift == i */
+    uint32_t shift;
+    uint32_t pad_;
 };
 
 #define MS__DB_NODE 0x80000000u /* bucket: index of a child node */
@@ -188,7 +192,7 @@ struct ms__dispatch {
     const struct ms__dent *dents;
     size_t nr;
     const struct ms__dnode *nodes; /* NULL: no index (binary search) */
-    const uint32_t *buckets;
+    uint32_t *buckets_;            /* storage of all nodes' buckets */
 };
 
 struct ms_flatview {
@@ -381,14 +385,15 @@ static inline const struct ms__dent *
 ms__dispatch_find(const struct ms__dispatch *d, uint64_t gpa)
 {
     const struct ms__dnode *n = d->nodes;
-    if (!n) {
+    if (__builtin_expect(!n, 0)) {
         return ms__dispatch_bsearch(d, gpa);
     }
     for (;;) {
-        if (gpa < n->base || gpa > n->last) {
+        uint64_t off = gpa - n->base;
+        if (off > n->span) {
             return NULL;
         }
-        uint32_t b = d->buckets[n->first + ((gpa - n->base) >> n->shift)];
+        uint32_t b = n->buckets[off >> n->shift];
         if (b & MS__DB_NODE) {
             n = &d->nodes[b & ~MS__DB_NODE];
             continue;
