@@ -240,7 +240,9 @@ MS_EXPORT int ms_explain(const ms_as *as, uint64_t gpa,
     e->as_root = as->root;
     e->view_root = fv ? fv->root : NULL;
     /* The view root sits at its own offset (top-level render call). */
-    if (e->view_root && gpa >= e->view_root->addr) {
+    if (e->view_root && gpa >= e->view_root->addr &&
+        (e->view_root->size == MS_SIZE_FULL ||
+         gpa - e->view_root->addr < e->view_root->size)) {
         walk(&b, e->view_root, gpa - e->view_root->addr);
     }
     if (b.err) {

@@ -744,10 +744,17 @@ static int cmd_explain(int argc, char **argv)
     ms_as *as = NULL;
     size_t nas = ms_topology_nr_as(b.t);
     struct ms_topology_as ta;
+    /* Without --as: the address space called "memory" (QEMU's system
+     * memory) if there is one, else the first. */
+    const char *want = as_name ? as_name : "memory";
     for (size_t i = 0; i < nas && !as; i++) {
         if (ms_topology_as(b.t, i, &ta) == 0 &&
-            (!as_name || strcmp(ta.name, as_name) == 0 ||
-             strcmp(ta.id, as_name) == 0)) {
+            (strcmp(ta.name, want) == 0 || strcmp(ta.id, want) == 0)) {
+            as = ms_topology_map_as(b.map, ta.id);
+        }
+    }
+    for (size_t i = 0; i < nas && !as && !as_name; i++) {
+        if (ms_topology_as(b.t, i, &ta) == 0) {
             as = ms_topology_map_as(b.map, ta.id);
         }
     }
@@ -795,6 +802,14 @@ static int cmd_explain(int argc, char **argv)
                "address)\n");
     }
     printf("path:\n");
+    if (!e->nr_steps && e->view_root) {
+        uint64_t size = ms_region_size(e->view_root);
+        uint64_t first = ms_region_addr(e->view_root);
+        printf("  (outside %s, which covers 0x%" PRIx64 "-0x%" PRIx64 ")\n",
+               ms_region_name(e->view_root), first,
+               size == MS_SIZE_FULL || size == 0 ? first + (size - 1)
+                                                 : first + size - 1);
+    }
     for (size_t i = 0; i < e->nr_steps; i++) {
         const struct ms_explain_step *s = &e->steps[i];
         printf("  %s", s->via_alias ? "-> " : "");
