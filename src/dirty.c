@@ -51,14 +51,18 @@ int ms__dirty_init(ms_region *r)
     return 0;
 }
 
+/* The bits of word @w that lie in [first, last]. */
+static unsigned long word_mask(uint64_t w, uint64_t first, uint64_t last)
+{
+    uint64_t lo = w == first / WBITS ? first % WBITS : 0;
+    uint64_t hi = w == last / WBITS ? last % WBITS : WBITS - 1;
+    return hi - lo + 1 == WBITS ? ~0UL : ((1UL << (hi - lo + 1)) - 1) << lo;
+}
+
 static void set_bits(unsigned long *map, uint64_t first, uint64_t last)
 {
     for (uint64_t w = first / WBITS; w <= last / WBITS; w++) {
-        uint64_t lo = w == first / WBITS ? first % WBITS : 0;
-        uint64_t hi = w == last / WBITS ? last % WBITS : WBITS - 1;
-        unsigned long m = (hi - lo + 1 == WBITS)
-                              ? ~0UL
-                              : (((1UL << (hi - lo + 1)) - 1) << lo);
+        unsigned long m = word_mask(w, first, last);
         if ((__atomic_load_n(&map[w], __ATOMIC_RELAXED) & m) != m) {
             __atomic_fetch_or(&map[w], m, __ATOMIC_RELAXED);
         }
@@ -71,11 +75,7 @@ static bool test_bits(unsigned long *map, uint64_t first, uint64_t last,
 {
     bool any = false;
     for (uint64_t w = first / WBITS; w <= last / WBITS; w++) {
-        uint64_t lo = w == first / WBITS ? first % WBITS : 0;
-        uint64_t hi = w == last / WBITS ? last % WBITS : WBITS - 1;
-        unsigned long m = (hi - lo + 1 == WBITS)
-                              ? ~0UL
-                              : (((1UL << (hi - lo + 1)) - 1) << lo);
+        unsigned long m = word_mask(w, first, last);
         unsigned long old =
             clear ? __atomic_fetch_and(&map[w], ~m, __ATOMIC_RELAXED)
                   : __atomic_load_n(&map[w], __ATOMIC_RELAXED);

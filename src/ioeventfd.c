@@ -143,21 +143,45 @@ static int check_args(ms_region *r, uint64_t offset, unsigned size,
     return 0;
 }
 
-MS_EXPORT int ms_region_add_eventfd(ms_region *r, uint64_t offset,
-                                    unsigned size, bool match_data,
-                                    uint64_t data, int fd)
+/* Validate a request and build the entry it names. */
+static int make_entry(ms_region *r, uint64_t offset, unsigned size,
+                      bool match_data, uint64_t data, int fd,
+                      struct ms__ioeventfd *e)
 {
     int err = check_args(r, offset, size, match_data, fd);
     if (err < 0) {
         return err;
     }
-    struct ms__ioeventfd e = {
+    *e = (struct ms__ioeventfd){
         .addr = offset,
         .size = size,
         .match_data = match_data,
         .data = size ? to_region_order(r, data, size) : data,
         .fd = fd,
     };
+    return 0;
+}
+
+/* Publish @r's new entry array as a one-edit transaction. */
+static int commit_entries(ms_region *r, struct ms__evarray *nv)
+{
+    ms__txn_begin(r->sys);
+    publish(r, nv);
+    if (r->enabled) {
+        r->sys->ioeventfd_pending = true;
+    }
+    return ms__txn_commit(r->sys);
+}
+
+MS_EXPORT int ms_region_add_eventfd(ms_region *r, uint64_t offset,
+                                    unsigned size, bool match_data,
+                                    uint64_t data, int fd)
+{
+    struct ms__ioeventfd e;
+    int err = make_entry(r, offset, size, match_data, data, fd, &e);
+    if (err < 0) {
+        return err;
+    }
     size_t nr = r->evs ? r->evs->nr : 0;
     struct ms__evarray *nv = evarray_new(nr + 1);
     if (!nv) {
@@ -175,29 +199,18 @@ MS_EXPORT int ms_region_add_eventfd(ms_region *r, uint64_t offset,
     if (nr > pos) {
         memcpy(nv->e + pos + 1, r->evs->e + pos, (nr - pos) * sizeof(e));
     }
-    ms__txn_begin(r->sys);
-    publish(r, nv);
-    if (r->enabled) {
-        r->sys->ioeventfd_pending = true;
-    }
-    return ms__txn_commit(r->sys);
+    return commit_entries(r, nv);
 }
 
 MS_EXPORT int ms_region_del_eventfd(ms_region *r, uint64_t offset,
                                     unsigned size, bool match_data,
                                     uint64_t data, int fd)
 {
-    int err = check_args(r, offset, size, match_data, fd);
+    struct ms__ioeventfd e;
+    int err = make_entry(r, offset, size, match_data, data, fd, &e);
     if (err < 0) {
         return err;
     }
-    struct ms__ioeventfd e = {
-        .addr = offset,
-        .size = size,
-        .match_data = match_data,
-        .data = size ? to_region_order(r, data, size) : data,
-        .fd = fd,
-    };
     size_t nr = r->evs ? r->evs->nr : 0, pos;
     for (pos = 0; pos < nr; pos++) {
         if (entry_equal(&e, &r->evs->e[pos])) {
@@ -220,12 +233,7 @@ MS_EXPORT int ms_region_del_eventfd(ms_region *r, uint64_t offset,
         memcpy(nv->e + pos, r->evs->e + pos + 1,
                (nr - pos - 1) * sizeof(e));
     }
-    ms__txn_begin(r->sys);
-    publish(r, nv);
-    if (r->enabled) {
-        r->sys->ioeventfd_pending = true;
-    }
-    return ms__txn_commit(r->sys);
+    return commit_entries(r, nv);
 }
 
 void ms__region_ioeventfds_free(ms_region *r)
