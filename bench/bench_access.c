@@ -15,8 +15,8 @@
  *
  * Prints nanoseconds per access (thread CPU time, median of several runs,
  * the variants of a run interleaved so that noise hits them alike) and the
- * ratios; asserts nothing.  Unicorn maps at most 4095 regions (it aborts beyond), so its
- * column is empty at N = 100 000.
+ * ratios; asserts nothing.  Unicorn maps at most 4095 regions (it aborts
+ * beyond), so its column is empty at N = 100 000.
  *
  * Usage: bench_access [--smoke] [--runs R] [--ram MiB]
  */
@@ -67,7 +67,8 @@ static inline uint64_t rnd_off(uint64_t *s, uint64_t span)
     return (((xs(s) >> 32) * (span - 8)) >> 32) & ~UINT64_C(7);
 }
 
-/* ---- the engines ---------------------------------------------------------- */
+/* ---- the engines ----------------------------------------------------------
+ */
 
 struct setup {
     unsigned n;
@@ -87,8 +88,7 @@ static uint64_t trivial_read(void *opaque, uint64_t off, unsigned size)
     return off;
 }
 
-static void trivial_write(void *opaque, uint64_t off, uint64_t v,
-                          unsigned size)
+static void trivial_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 {
     (void)opaque, (void)off, (void)v, (void)size;
 }
@@ -97,15 +97,15 @@ static void trivial_write(void *opaque, uint64_t off, uint64_t v,
 static const struct ms_region_ops mmio8_ops = {
     .read = trivial_read,
     .write = trivial_write,
-    .valid = { .max_access_size = 8 },
-    .impl = { .max_access_size = 8 },
+    .valid = {.max_access_size = 8},
+    .impl = {.max_access_size = 8},
 };
 
 /* QEMU's defaults: 4-byte callbacks, so an 8-byte read makes two. */
 static const struct ms_region_ops mmio4_ops = {
     .read = trivial_read,
     .write = trivial_write,
-    .valid = { .max_access_size = 8 },
+    .valid = {.max_access_size = 8},
 };
 
 #ifdef MS_BENCH_HAVE_UNICORN
@@ -142,10 +142,9 @@ static void setup_init(struct setup *st, unsigned n, uint8_t *host,
     }
     ms_region *root;
     if (ms_region_new(st->sys,
-                      &(struct ms_region_config){
-                          .kind = MS_REGION_CONTAINER,
-                          .name = "system",
-                          .size = MS_SIZE_FULL },
+                      &(struct ms_region_config){.kind = MS_REGION_CONTAINER,
+                                                 .name = "system",
+                                                 .size = MS_SIZE_FULL},
                       &root) != 0 ||
         ms_as_new(st->sys, root, "memory", &st->as) != 0 ||
         ms_txn_begin(st->sys) != 0) {
@@ -159,21 +158,21 @@ static void setup_init(struct setup *st, unsigned n, uint8_t *host,
                               .name = "ram",
                               .size = st->size,
                               .backing = MS_RAM_HOST,
-                              .host = host + (uint64_t)i * st->size },
+                              .host = host + (uint64_t)i * st->size},
                           &r) != 0 ||
             ms_region_add(root, (uint64_t)i * st->size, r) != 0) {
             die("RAM region");
         }
         ms_region_unref(r);
     }
-    static const struct ms_region_ops *ops[2] = { &mmio8_ops, &mmio4_ops };
+    static const struct ms_region_ops *ops[2] = {&mmio8_ops, &mmio4_ops};
     for (unsigned k = 0; k < 2; k++) {
         ms_region *r;
         if (ms_region_new(st->sys,
-                          &(struct ms_region_config){ .kind = MS_REGION_IO,
-                                                      .name = "mmio",
-                                                      .size = 4096,
-                                                      .ops = ops[k] },
+                          &(struct ms_region_config){.kind = MS_REGION_IO,
+                                                     .name = "mmio",
+                                                     .size = 4096,
+                                                     .ops = ops[k]},
                           &r) != 0 ||
             ms_region_add(root, MMIO_GPA + 4096 * k, r) != 0) {
             die("MMIO region");
@@ -215,20 +214,21 @@ static void setup_free(struct setup *st)
 #endif
 }
 
-/* ---- the measured loops ---------------------------------------------------- */
+/* ---- the measured loops ----------------------------------------------------
+ */
 
 enum variant {
-    V_RAW,    /* floor */
-    V_TYPED,  /* ms_as_ldq_le / ms_as_stq_le */
-    V_BUF,    /* ms_as_read / ms_as_write */
-    V_UC,     /* uc_mem_read / uc_mem_write */
+    V_RAW,   /* floor */
+    V_TYPED, /* ms_as_ldq_le / ms_as_stq_le */
+    V_BUF,   /* ms_as_read / ms_as_write */
+    V_UC,    /* uc_mem_read / uc_mem_write */
     V_COUNT,
 };
 
 enum op { OP_READ, OP_WRITE, OP_MMIO, OP_MMIO2, OP_COPY, OP_COUNT };
 
 static const char *op_names[OP_COUNT] = {
-    "RAM read 8B", "RAM write 8B", "MMIO read 8B (1 cb)",
+    "RAM read 8B",         "RAM write 8B", "MMIO read 8B (1 cb)",
     "MMIO read 8B (2 cb)", "copy 4 KiB",
 };
 
@@ -381,8 +381,7 @@ static void measure(struct setup *st, double res[OP_COUNT][V_COUNT])
         for (int op = 0; op < OP_COUNT; op++) {
             for (int v = 0; v < V_COUNT; v++) {
                 if (applies(st, op, v)) {
-                    samples[op][v][r] =
-                        run_one(st, op, v, iterations(op, v));
+                    samples[op][v][r] = run_one(st, op, v, iterations(op, v));
                 }
             }
         }
@@ -420,7 +419,7 @@ static void ratio(double a, double b)
 /* One table: N = 16, 1024, 100 000 over @total bytes of guest RAM. */
 static void table(uint64_t total)
 {
-    static const unsigned counts[] = { 16, 1024, 100000 };
+    static const unsigned counts[] = {16, 1024, 100000};
     uint8_t *host = mmap(NULL, total, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (host == MAP_FAILED) {
@@ -461,19 +460,17 @@ static void table(uint64_t total)
         }
         printf("%-8s (set up in %.0f ms of CPU%s)\n", "", built,
 #ifdef MS_BENCH_HAVE_UNICORN
-               st.uc ? ", both engines"
-                     : n > UC_MAX_REGIONS
-                           ? "; unicorn: n/a, it cannot map more than "
-                             "4095 regions (it aborts)"
-                           : "; unicorn: skipped"
+               st.uc                ? ", both engines"
+               : n > UC_MAX_REGIONS ? "; unicorn: n/a, it cannot map more than "
+                                      "4095 regions (it aborts)"
+                                    : "; unicorn: skipped"
 #else
                ""
 #endif
         );
         setup_free(&st);
     }
-    printf("memspace at N = %u relative to N = 16 (ld/st, buffer):\n",
-           last_n);
+    printf("memspace at N = %u relative to N = 16 (ld/st, buffer):\n", last_n);
     for (int op = 0; op < OP_COUNT; op++) {
         printf("  %-20s", op_names[op]);
         ratio(res[2][op][V_TYPED], res[0][op][V_TYPED]);

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct ar_src src = { .data = data, .len = size };
+    struct ar_src src = {.data = data, .len = size};
     if (ar_run(&src, 1000, false) != 0) {
         abort();
     }

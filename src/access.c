@@ -99,11 +99,10 @@ struct tls_state {
  * initial-exec: no __tls_get_addr() call on the hot path in the shared
  * library (a little static TLS, which glibc reserves for such libraries).
  */
-static __thread struct tls_state tls
-    __attribute__((tls_model("initial-exec")));
+static __thread struct tls_state tls __attribute__((tls_model("initial-exec")));
 
-static ALWAYS_INLINE const struct ms__dent *
-find(const struct ms__dispatch *d, uint64_t gpa)
+static ALWAYS_INLINE const struct ms__dent *find(const struct ms__dispatch *d,
+                                                 uint64_t gpa)
 {
     struct hit *h = &tls.hit;
     if (h->d == d && h->idx < d->nr) {
@@ -204,9 +203,8 @@ static bool ramdev_fits(const ms_region *mr, uint64_t offset, unsigned size)
     return offset < mr->block_size && size <= mr->block_size - offset;
 }
 
-static ms_tx_result ramdev_read(void *opaque, uint64_t offset,
-                                uint64_t *value, unsigned size,
-                                struct ms_attrs attrs)
+static ms_tx_result ramdev_read(void *opaque, uint64_t offset, uint64_t *value,
+                                unsigned size, struct ms_attrs attrs)
 {
     const ms_region *mr = opaque;
     (void)attrs;
@@ -233,9 +231,8 @@ static ms_tx_result ramdev_read(void *opaque, uint64_t offset,
     return MS_TX_OK;
 }
 
-static ms_tx_result ramdev_write(void *opaque, uint64_t offset,
-                                 uint64_t value, unsigned size,
-                                 struct ms_attrs attrs)
+static ms_tx_result ramdev_write(void *opaque, uint64_t offset, uint64_t value,
+                                 unsigned size, struct ms_attrs attrs)
 {
     const ms_region *mr = opaque;
     (void)attrs;
@@ -266,10 +263,8 @@ static const struct ms_region_ops ramdev_ops = {
     .read_with_attrs = ramdev_read,
     .write_with_attrs = ramdev_write,
     .endianness = HOST_BIG ? MS_ENDIAN_BIG : MS_ENDIAN_LITTLE,
-    .valid = { .min_access_size = 1, .max_access_size = 8,
-               .unaligned = true },
-    .impl = { .min_access_size = 1, .max_access_size = 8,
-              .unaligned = true },
+    .valid = {.min_access_size = 1, .max_access_size = 8, .unaligned = true},
+    .impl = {.min_access_size = 1, .max_access_size = 8, .unaligned = true},
 };
 
 /* ---- dispatch entries (built by dispatch.c on the owner thread) --------- */
@@ -284,7 +279,7 @@ static const struct ms_region_ops ramdev_ops = {
 #define MM_FAST (1u << 20)
 #define MM_VUNAL (1u << 16)
 #define MM_BIG (1u << 17)
-#define MM_VMIN(m) ((m) & 0xfu)
+#define MM_VMIN(m) ((m)&0xfu)
 #define MM_VMAX(m) (((m) >> 4) & 0xfu)
 #define MM_AMIN(m) (((m) >> 8) & 0xfu)
 #define MM_AMAX(m) (((m) >> 12) & 0xfu)
@@ -388,7 +383,8 @@ void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
     }
 }
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- small helpers ---------------------------------------------------------
+ */
 
 static ALWAYS_INLINE const struct ms_region_ops *
 ops_of(const struct ms__dent *e)
@@ -506,7 +502,8 @@ static const char *name_of(const struct ms__dent *e)
     return e ? e->mr->name : "unassigned";
 }
 
-/* ---- translation ----------------------------------------------------------- */
+/* ---- translation -----------------------------------------------------------
+ */
 
 struct xlat {
     const struct ms__dent *e; /* NULL: unassigned */
@@ -534,7 +531,8 @@ static ALWAYS_INLINE void translate_entry(const struct ms__dent *e,
     }
 }
 
-/* ---- MMIO dispatch (7.4) --------------------------------------------------- */
+/* ---- MMIO dispatch (7.4) ---------------------------------------------------
+ */
 
 /* Piece size of the buffer loop (7.4.1); @l >= 1. */
 static unsigned piece_size(const struct ms_region_ops *ops, uint64_t l,
@@ -568,14 +566,13 @@ static void log_invalid(ms_system *sys, const struct ms__dent *e,
 {
     ms__log(sys, MS_LOG_GUEST_ERROR,
             "invalid %u-byte %s at offset 0x%llx of '%s': %s", size,
-            is_write ? "write" : "read", (unsigned long long)offset,
-            name_of(e), why);
+            is_write ? "write" : "read", (unsigned long long)offset, name_of(e),
+            why);
 }
 
 /* Validity (7.4.2), in QEMU's order; logs what it refuses. */
-static bool access_ok(ms_system *sys, const struct ms__dent *e,
-                      uint64_t offset, unsigned size, bool is_write,
-                      struct ms_attrs attrs)
+static bool access_ok(ms_system *sys, const struct ms__dent *e, uint64_t offset,
+                      unsigned size, bool is_write, struct ms_attrs attrs)
 {
     const struct ms_region_ops *ops = ops_of(e);
     const char *why;
@@ -619,8 +616,7 @@ static bool guard_enter(ms_system *sys, const struct ms__dent *e,
         tls.guard[tls.depth++] = key;
         return true;
     }
-    if (!__atomic_exchange_n(&e->mr->reentry_logged, true,
-                             __ATOMIC_RELAXED)) {
+    if (!__atomic_exchange_n(&e->mr->reentry_logged, true, __ATOMIC_RELAXED)) {
         ms__log(sys, MS_LOG_GUEST_ERROR,
                 "%s refused: region '%s', offset 0x%llx (logged once per "
                 "region)",
@@ -634,9 +630,8 @@ static bool guard_enter(ms_system *sys, const struct ms__dent *e,
  * the sizes the ops implement.  @value is in the device's order.
  */
 static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
-                                uint64_t offset, uint64_t *value,
-                                unsigned size, bool is_write,
-                                struct ms_attrs attrs)
+                                uint64_t offset, uint64_t *value, unsigned size,
+                                bool is_write, struct ms_attrs attrs)
 {
     const struct ms_region_ops *ops = e->ops;
     void *opaque = e->opaque;
@@ -663,8 +658,8 @@ static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
                 tmp = ops->read(opaque, offset + i, step);
             } else if (ops->read_with_attrs) {
                 tmp = 0;
-                r |= ops->read_with_attrs(opaque, offset + i, &tmp, step,
-                                          attrs);
+                r |=
+                    ops->read_with_attrs(opaque, offset + i, &tmp, step, attrs);
             } else {
                 tmp = UINT64_MAX; /* no read callback: an open bus */
             }
@@ -676,8 +671,8 @@ static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
             if (ops->write) {
                 ops->write(opaque, offset + i, tmp, step);
             } else if (ops->write_with_attrs) {
-                r |= ops->write_with_attrs(opaque, offset + i, tmp, step,
-                                           attrs);
+                r |=
+                    ops->write_with_attrs(opaque, offset + i, tmp, step, attrs);
             }
         }
     }
@@ -701,8 +696,8 @@ static ms_tx_result dispatch_read(ms_system *sys, const struct ms__dent *e,
             *value = 0;
             return MS_TX_ACCESS_ERROR;
         }
-        uint64_t mask = size >= 8 ? UINT64_MAX
-                                  : (UINT64_C(1) << (8 * size)) - 1;
+        uint64_t mask =
+            size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
         uint64_t v = e->ops->read(e->opaque, offset, size) & mask;
         if (e->flags & MS__D_GUARD) {
             tls.depth--;
@@ -737,8 +732,8 @@ static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
         if ((e->flags & MS__D_GUARD) && !guard_enter(sys, e, offset)) {
             return MS_TX_ACCESS_ERROR;
         }
-        uint64_t mask = size >= 8 ? UINT64_MAX
-                                  : (UINT64_C(1) << (8 * size)) - 1;
+        uint64_t mask =
+            size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
         e->ops->write(e->opaque, offset, value & mask, size);
         if (e->flags & MS__D_GUARD) {
             tls.depth--;
@@ -757,10 +752,11 @@ static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
     return call_device(sys, e, offset, &value, size, true, attrs);
 }
 
-/* ---- buffer accesses (7.7) ------------------------------------------------- */
+/* ---- buffer accesses (7.7) -------------------------------------------------
+ */
 
-static void log_not_ram(ms_system *sys, const struct ms__dent *e,
-                        uint64_t gpa, uint64_t len)
+static void log_not_ram(ms_system *sys, const struct ms__dent *e, uint64_t gpa,
+                        uint64_t len)
 {
     ms__log(sys, MS_LOG_GUEST_ERROR,
             "access of %llu byte(s) at 0x%llx to non-RAM region '%s' "
@@ -774,8 +770,8 @@ static void log_not_ram(ms_system *sys, const struct ms__dent *e,
  */
 static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
                             const struct ms__dent *e, uint64_t gpa,
-                            struct ms_attrs attrs, uint8_t *buf,
-                            uint64_t len, bool is_write)
+                            struct ms_attrs attrs, uint8_t *buf, uint64_t len,
+                            bool is_write)
 {
     uint32_t direct = is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ;
     ms_tx_result r = MS_TX_OK;
@@ -837,8 +833,8 @@ rw_slow(const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs,
         uint8_t *buf, uint64_t len, bool is_write)
 {
     const struct ms__dispatch *d = &fv->disp;
-    ms_tx_result r = rw_loop(fv->sys, d, find(d, gpa), gpa, attrs, buf, len,
-                             is_write);
+    ms_tx_result r =
+        rw_loop(fv->sys, d, find(d, gpa), gpa, attrs, buf, len, is_write);
     ms__rcu_read_unlock(&fv->sys->rcu_token);
     return r;
 }
@@ -854,8 +850,7 @@ rw_cold(ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,
         return MS_TX_OK;
     }
     ms__rcu_read_lock();
-    return rw_slow(ms__rcu_deref(&as->view), gpa, attrs, buf, len,
-                   is_write);
+    return rw_slow(ms__rcu_deref(&as->view), gpa, attrs, buf, len, is_write);
 }
 
 static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
@@ -866,8 +861,8 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         return rw_cold(as, gpa, attrs, buf, len, is_write);
     }
     /* RAM in one piece; dirty logging is out of line. */
-    uint32_t want = MS__D_RAM |
-                    (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ);
+    uint32_t want =
+        MS__D_RAM | (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ);
     uint32_t mask = want | (is_write ? MS__D_DIRTY : 0);
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
@@ -900,9 +895,8 @@ MS_EXPORT ms_tx_result ms_as_write(ms_as *as, uint64_t gpa,
     return rw(as, gpa, attrs, (uint8_t *)(uintptr_t)buf, len, true);
 }
 
-MS_EXPORT ms_tx_result ms_as_rw(ms_as *as, uint64_t gpa,
-                                struct ms_attrs attrs, void *buf,
-                                uint64_t len, bool is_write)
+MS_EXPORT ms_tx_result ms_as_rw(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                void *buf, uint64_t len, bool is_write)
 {
     return rw(as, gpa, attrs, buf, len, is_write);
 }
@@ -927,8 +921,8 @@ MS_EXPORT ms_tx_result ms_as_fill(ms_as *as, uint64_t gpa,
 }
 
 MS_EXPORT ms_tx_result ms_as_write_rom(ms_as *as, uint64_t gpa,
-                                       struct ms_attrs attrs,
-                                       const void *buf, uint64_t len)
+                                       struct ms_attrs attrs, const void *buf,
+                                       uint64_t len)
 {
     (void)attrs; /* QEMU translates with them; nothing here uses them */
     if (!as || (!buf && len)) {
@@ -995,7 +989,8 @@ MS_EXPORT bool ms_as_access_valid(ms_as *as, uint64_t gpa, uint64_t len,
     return ok;
 }
 
-/* ---- fixed-size loads and stores (7.7) ------------------------------------ */
+/* ---- fixed-size loads and stores (7.7) ------------------------------------
+ */
 
 enum order { ORD_LE, ORD_BE, ORD_TARGET };
 
@@ -1045,9 +1040,10 @@ ld_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, unsigned size_big,
     return v;
 }
 
-static __attribute__((noinline)) uint64_t
-ld_cold(ms_as *as, uint64_t gpa, unsigned size_big, struct ms_attrs attrs,
-        ms_tx_result *res)
+static __attribute__((noinline)) uint64_t ld_cold(ms_as *as, uint64_t gpa,
+                                                  unsigned size_big,
+                                                  struct ms_attrs attrs,
+                                                  ms_tx_result *res)
 {
     if (!as) {
         if (res) {
@@ -1060,9 +1056,8 @@ ld_cold(ms_as *as, uint64_t gpa, unsigned size_big, struct ms_attrs attrs,
     return ld_slow(as, find(&fv->disp, gpa), gpa, size_big, attrs, res);
 }
 
-static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa,
-                                 struct ms_attrs attrs, unsigned size,
-                                 enum order o, ms_tx_result *res)
+static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                 unsigned size, enum order o, ms_tx_result *res)
 {
     if (UNLIKELY(!as || !RCU_READY())) {
         bool cold_big = as && order_big(as->sys, o);
@@ -1108,9 +1103,10 @@ st_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, uint64_t v,
     return r;
 }
 
-static __attribute__((noinline)) ms_tx_result
-st_cold(ms_as *as, uint64_t gpa, uint64_t v, unsigned size_big,
-        struct ms_attrs attrs)
+static __attribute__((noinline)) ms_tx_result st_cold(ms_as *as, uint64_t gpa,
+                                                      uint64_t v,
+                                                      unsigned size_big,
+                                                      struct ms_attrs attrs)
 {
     if (!as) {
         return MS_TX_DECODE_ERROR;
@@ -1133,8 +1129,9 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     const struct ms__dent *e = find_fast(&fv->disp, gpa);
     /* Dirty logging, MMIO, ROM... out of line. */
-    if (LIKELY(e && (e->flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
-                        MS__D_DIRECT_WRITE &&
+    if (LIKELY(e &&
+               (e->flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
+                   MS__D_DIRECT_WRITE &&
                size - 1 <= e->last - gpa)) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
@@ -1149,11 +1146,11 @@ MS_EXPORT uint8_t ms_as_ldub(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
     return (uint8_t)ld(as, gpa, attrs, 1, ORD_LE, res);
 }
 
-#define MS__LD(name, type, size, ord)                                        \
-    MS_EXPORT type name(ms_as *as, uint64_t gpa, struct ms_attrs attrs,      \
-                        ms_tx_result *res)                                   \
-    {                                                                        \
-        return (type)ld(as, gpa, attrs, size, ord, res);                     \
+#define MS__LD(name, type, size, ord)                                          \
+    MS_EXPORT type name(ms_as *as, uint64_t gpa, struct ms_attrs attrs,        \
+                        ms_tx_result *res)                                     \
+    {                                                                          \
+        return (type)ld(as, gpa, attrs, size, ord, res);                       \
     }
 
 MS__LD(ms_as_lduw, uint16_t, 2, ORD_TARGET)
@@ -1166,11 +1163,11 @@ MS__LD(ms_as_ldq, uint64_t, 8, ORD_TARGET)
 MS__LD(ms_as_ldq_le, uint64_t, 8, ORD_LE)
 MS__LD(ms_as_ldq_be, uint64_t, 8, ORD_BE)
 
-#define MS__ST(name, type, size, ord)                                        \
-    MS_EXPORT ms_tx_result name(ms_as *as, uint64_t gpa, type val,           \
-                                struct ms_attrs attrs)                       \
-    {                                                                        \
-        return st(as, gpa, val, attrs, size, ord);                           \
+#define MS__ST(name, type, size, ord)                                          \
+    MS_EXPORT ms_tx_result name(ms_as *as, uint64_t gpa, type val,             \
+                                struct ms_attrs attrs)                         \
+    {                                                                          \
+        return st(as, gpa, val, attrs, size, ord);                             \
     }
 
 MS__ST(ms_as_stb, uint8_t, 1, ORD_LE)
@@ -1254,8 +1251,7 @@ MS_EXPORT int ms_map_client_register(ms_system *sys, struct ms_map_client *c)
     return 0;
 }
 
-MS_EXPORT int ms_map_client_unregister(ms_system *sys,
-                                       struct ms_map_client *c)
+MS_EXPORT int ms_map_client_unregister(ms_system *sys, struct ms_map_client *c)
 {
     if (!sys || !c) {
         return -EINVAL;
@@ -1276,9 +1272,8 @@ MS_EXPORT int ms_map_client_unregister(ms_system *sys,
     return err;
 }
 
-MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len,
-                          bool is_write, struct ms_attrs attrs,
-                          struct ms_map *map)
+MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
+                          struct ms_attrs attrs, struct ms_map *map)
 {
     (void)attrs; /* translation does not depend on them without IOMMUs */
     if (map) {
@@ -1304,8 +1299,7 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len,
         /* Extend over the same region at contiguous offsets. */
         while (done < want) {
             struct xlat y;
-            translate_entry(find(d, gpa + done), gpa + done, want - done,
-                            &y);
+            translate_entry(find(d, gpa + done), gpa + done, want - done, &y);
             if (!y.e || y.e->mr != mr || y.offset != x.offset + done) {
                 break;
             }

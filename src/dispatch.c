@@ -9,8 +9,8 @@
  * region when the view was built; access.c, ms__access_dent_init()).
  *
  * Index: an adaptive radix of "buckets".  A node covers an address window
- * [base, base + span] and cuts it into nb <= 2^k equal power-of-two buckets, with
- * 2^k the smallest power of two >= the number of ranges meeting the window
+ * [base, base + span] and cuts it into nb <= 2^k equal power-of-two buckets,
+ * with 2^k the smallest power of two >= the number of ranges meeting the window
  * (so on average about one range per bucket).  A bucket is a 32-bit word:
  *   - MS__DB_NODE | n:    a child node n covers the bucket (more than
  *                         SCAN_MAX ranges meet it);
@@ -37,8 +37,8 @@
 
 #include "internal.h"
 
-#define SCAN_MAX 8u   /* ranges a bucket may list before it gets a node */
-#define MAX_BITS 20u  /* at most 2^20 buckets per node */
+#define SCAN_MAX 8u  /* ranges a bucket may list before it gets a node */
+#define MAX_BITS 20u /* at most 2^20 buckets per node */
 
 struct builder {
     const struct ms__dent *dents;
@@ -75,8 +75,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
  * Build the node for entries [i0, i1] (all meeting [base, last]); returns
  * its index, or -ENOMEM.
  */
-static long build_node(struct builder *b, size_t i0, size_t i1,
-                       uint64_t base, uint64_t last)
+static long build_node(struct builder *b, size_t i0, size_t i1, uint64_t base,
+                       uint64_t last)
 {
     const struct ms__dent *d = b->dents;
     size_t cands = i1 - i0 + 1;
@@ -106,10 +106,11 @@ static long build_node(struct builder *b, size_t i0, size_t i1,
     }
     b->nr_buckets += nb;
     /* Bucket pointers are set once all buckets are allocated. */
-    b->nodes[self] = (struct ms__dnode){
-        .base = base, .span = span, .shift = shift,
-        .buckets = (const uint32_t *)(uintptr_t)first
-    };
+    b->nodes[self] =
+        (struct ms__dnode){.base = base,
+                           .span = span,
+                           .shift = shift,
+                           .buckets = (const uint32_t *)(uintptr_t)first};
 
     uint64_t bsize_last = shift ? (UINT64_C(1) << shift) - 1 : 0;
     size_t j = i0;
@@ -164,9 +165,9 @@ int ms__dispatch_build(ms_flatview *fv)
     if (fv->nr >= MS__DB_IDX_MASK) {
         return 0; /* binary search */
     }
-    struct builder b = { .dents = dents };
-    long root = build_node(&b, 0, fv->nr - 1, dents[0].gpa,
-                           dents[fv->nr - 1].last);
+    struct builder b = {.dents = dents};
+    long root =
+        build_node(&b, 0, fv->nr - 1, dents[0].gpa, dents[fv->nr - 1].last);
     if (root < 0) {
         free(b.nodes);
         free(b.buckets);

@@ -135,7 +135,7 @@ static void log_call(struct calls *l, int id, char kind, uint64_t off,
                      unsigned size, uint64_t val)
 {
     if (l->n < MAX_CALLS) {
-        l->v[l->n] = (struct call){ id, kind, off, size, val };
+        l->v[l->n] = (struct call){id, kind, off, size, val};
     }
     l->n++;
 }
@@ -192,7 +192,8 @@ static void on_log(void *opaque, enum ms_log_level level, const char *msg)
     }
 }
 
-/* ---- the model ------------------------------------------------------------ */
+/* ---- the model ------------------------------------------------------------
+ */
 
 static void ser(uint64_t v, unsigned n, bool big, uint8_t *out)
 {
@@ -303,7 +304,7 @@ static bool direct(const struct rx *x, bool w)
 
 /* The access rules in force for a piece. */
 struct rops {
-    bool dev;       /* the caller's ops */
+    bool dev; /* the caller's ops */
     bool ramdev;
     unsigned vmin, vmax, imin, imax;
     bool vunal, iunal, big;
@@ -459,11 +460,10 @@ static ms_tx_result dev_write_bytes(struct ctx *c, const struct rx *x,
     unsigned step = step_of(o, size);
     if (step <= size) {
         for (unsigned i = 0; i < size; i += step) {
-            one_write(c, m, off + i, step, deser(in + i, step, o->big),
-                      &res);
+            one_write(c, m, off + i, step, deser(in + i, step, o->big), &res);
         }
     } else {
-        uint8_t wide[8] = { 0 };
+        uint8_t wide[8] = {0};
         memcpy(wide, in, size); /* the rest of the wide access is zero */
         one_write(c, m, off, step, deser(wide, step, o->big), &res);
     }
@@ -559,8 +559,8 @@ static uint64_t ref_ld(struct ctx *c, uint64_t gpa, unsigned size, bool big,
     return deser(b, size, big);
 }
 
-static ms_tx_result ref_st(struct ctx *c, uint64_t gpa, unsigned size,
-                           bool big, uint64_t v)
+static ms_tx_result ref_st(struct ctx *c, uint64_t gpa, unsigned size, bool big,
+                           uint64_t v)
 {
     struct rx x;
     uint8_t b[8];
@@ -596,8 +596,7 @@ static void ref_write_rom(struct ctx *c, uint64_t gpa, const uint8_t *buf,
     }
 }
 
-static bool ref_access_valid(struct ctx *c, uint64_t gpa, uint64_t len,
-                             bool w)
+static bool ref_access_valid(struct ctx *c, uint64_t gpa, uint64_t len, bool w)
 {
     while (len) {
         struct rx x;
@@ -617,16 +616,17 @@ static bool ref_access_valid(struct ctx *c, uint64_t gpa, uint64_t len,
     return true;
 }
 
-/* ---- comparing ------------------------------------------------------------- */
+/* ---- comparing -------------------------------------------------------------
+ */
 
-#define FAIL(c, ...)                                                         \
-    do {                                                                     \
-        (c)->errors++;                                                       \
-        if ((c)->verbose) {                                                  \
-            fprintf(stderr, "access_ref: %s: ", (c)->op);                    \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-        }                                                                    \
+#define FAIL(c, ...)                                                           \
+    do {                                                                       \
+        (c)->errors++;                                                         \
+        if ((c)->verbose) {                                                    \
+            fprintf(stderr, "access_ref: %s: ", (c)->op);                      \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+        }                                                                      \
     } while (0)
 
 static void begin(struct ctx *c, const char *op)
@@ -651,7 +651,8 @@ static void compare(struct ctx *c)
             a->size != b->size || a->val != b->val) {
             FAIL(c,
                  "call %d: dev %d %c off 0x%" PRIx64 " size %u val 0x%" PRIx64
-                 ", expected dev %d %c off 0x%" PRIx64 " size %u val 0x%" PRIx64,
+                 ", expected dev %d %c off 0x%" PRIx64
+                 " size %u val 0x%" PRIx64,
                  i, a->id, a->kind, a->off, a->size, a->val, b->id, b->kind,
                  b->off, b->size, b->val);
             break;
@@ -691,7 +692,7 @@ static void check_buf(struct ctx *c, const uint8_t *got, const uint8_t *exp,
 
 /* ---- building a topology ----------------------------------------------- */
 
-static const unsigned sizes[] = { 0, 1, 2, 4, 8 };
+static const unsigned sizes[] = {0, 1, 2, 4, 8};
 
 static void random_ops(struct ctx *c, struct amodel *m)
 {
@@ -720,14 +721,14 @@ static void random_ops(struct ctx *c, struct amodel *m)
 
 static ms_region *create(struct ctx *c, struct amodel *m)
 {
-    static const char *names[] = { "r0", "r1", "r2", "r3", "r4", "r5",
-                                   "r6", "r7", "r8", "r9", "r10", "r11",
-                                   "r12", "r13", "r14", "r15" };
-    struct ms_region_config cfg = { .name = names[m->id] };
+    static const char *names[] = {"r0",  "r1",  "r2",  "r3", "r4",  "r5",
+                                  "r6",  "r7",  "r8",  "r9", "r10", "r11",
+                                  "r12", "r13", "r14", "r15"};
+    struct ms_region_config cfg = {.name = names[m->id]};
     uint64_t size = 1 + nx(c, 0x60);
-    static const enum akind pick[] = { A_RAM, A_RAM, A_ROM, A_RAMDEV,
-                                       A_ROMDEV, A_IO, A_IO, A_IO, A_RESV,
-                                       A_ALIAS, A_CONT };
+    static const enum akind pick[] = {A_RAM,    A_RAM,   A_ROM, A_RAMDEV,
+                                      A_ROMDEV, A_IO,    A_IO,  A_IO,
+                                      A_RESV,   A_ALIAS, A_CONT};
     m->kind = pick[nx(c, sizeof(pick) / sizeof(pick[0]))];
     cfg.size = size;
     switch (m->kind) {
@@ -787,8 +788,7 @@ static ms_region *create(struct ctx *c, struct amodel *m)
         return NULL;
     }
     if (cfg.kind == MS_REGION_RAM || cfg.kind == MS_REGION_ROM ||
-        cfg.kind == MS_REGION_RAM_DEVICE ||
-        cfg.kind == MS_REGION_ROM_DEVICE) {
+        cfg.kind == MS_REGION_RAM_DEVICE || cfg.kind == MS_REGION_ROM_DEVICE) {
         m->host = ms_region_host(r);
         m->block = size;
         m->shadow = malloc(size);
@@ -827,8 +827,7 @@ static void build(struct ctx *c)
     }
     for (int i = 0; i < c->nm; i++) {
         struct amodel *m = &c->m[i];
-        if (m->r && (m->kind == A_RAM || m->kind == A_ROM) &&
-            nx(c, 4) == 0) {
+        if (m->r && (m->kind == A_RAM || m->kind == A_ROM) && nx(c, 4) == 0) {
             m->readonly = !m->readonly;
             may_fail(ms_region_set_readonly(m->r, m->readonly));
         }
@@ -925,7 +924,7 @@ static void op_fill(struct ctx *c)
 
 static void op_ldst(struct ctx *c)
 {
-    static const unsigned sz[] = { 1, 2, 4, 8 };
+    static const unsigned sz[] = {1, 2, 4, 8};
     unsigned size = sz[nx(c, 4)];
     int order = (int)nx(c, 3); /* le, be, target */
     bool big = order == 1 || (order == 2 && c->big);
@@ -936,22 +935,46 @@ static void op_ldst(struct ctx *c)
         ms_tx_result r = 77, e;
         uint64_t v = 0;
         switch (size * 4 + (unsigned)order) {
-        case 4: case 5: case 6: v = ms_as_ldub(c->as, gpa, a, &r); break;
-        case 8: v = ms_as_lduw_le(c->as, gpa, a, &r); break;
-        case 9: v = ms_as_lduw_be(c->as, gpa, a, &r); break;
-        case 10: v = ms_as_lduw(c->as, gpa, a, &r); break;
-        case 16: v = ms_as_ldl_le(c->as, gpa, a, &r); break;
-        case 17: v = ms_as_ldl_be(c->as, gpa, a, &r); break;
-        case 18: v = ms_as_ldl(c->as, gpa, a, &r); break;
-        case 32: v = ms_as_ldq_le(c->as, gpa, a, &r); break;
-        case 33: v = ms_as_ldq_be(c->as, gpa, a, &r); break;
-        default: v = ms_as_ldq(c->as, gpa, a, &r); break;
+        case 4:
+        case 5:
+        case 6:
+            v = ms_as_ldub(c->as, gpa, a, &r);
+            break;
+        case 8:
+            v = ms_as_lduw_le(c->as, gpa, a, &r);
+            break;
+        case 9:
+            v = ms_as_lduw_be(c->as, gpa, a, &r);
+            break;
+        case 10:
+            v = ms_as_lduw(c->as, gpa, a, &r);
+            break;
+        case 16:
+            v = ms_as_ldl_le(c->as, gpa, a, &r);
+            break;
+        case 17:
+            v = ms_as_ldl_be(c->as, gpa, a, &r);
+            break;
+        case 18:
+            v = ms_as_ldl(c->as, gpa, a, &r);
+            break;
+        case 32:
+            v = ms_as_ldq_le(c->as, gpa, a, &r);
+            break;
+        case 33:
+            v = ms_as_ldq_be(c->as, gpa, a, &r);
+            break;
+        default:
+            v = ms_as_ldq(c->as, gpa, a, &r);
+            break;
         }
         uint64_t ev = ref_ld(c, gpa, size, size == 1 ? false : big, &e);
         check_res(c, r, e);
         if (v != low_bytes(ev, size)) {
-            FAIL(c, "%u-byte load at 0x%" PRIx64 ": 0x%" PRIx64
-                 ", expected 0x%" PRIx64, size, gpa, v, ev);
+            FAIL(c,
+                 "%u-byte load at 0x%" PRIx64 ": 0x%" PRIx64
+                 ", expected 0x%" PRIx64,
+                 size, gpa, v, ev);
         }
         compare(c);
     } else {
@@ -959,16 +982,38 @@ static void op_ldst(struct ctx *c)
         uint64_t v = low_bytes(dev_value(99, nx(c, 1000), 8), size);
         ms_tx_result r;
         switch (size * 4 + (unsigned)order) {
-        case 4: case 5: case 6: r = ms_as_stb(c->as, gpa, (uint8_t)v, a); break;
-        case 8: r = ms_as_stw_le(c->as, gpa, (uint16_t)v, a); break;
-        case 9: r = ms_as_stw_be(c->as, gpa, (uint16_t)v, a); break;
-        case 10: r = ms_as_stw(c->as, gpa, (uint16_t)v, a); break;
-        case 16: r = ms_as_stl_le(c->as, gpa, (uint32_t)v, a); break;
-        case 17: r = ms_as_stl_be(c->as, gpa, (uint32_t)v, a); break;
-        case 18: r = ms_as_stl(c->as, gpa, (uint32_t)v, a); break;
-        case 32: r = ms_as_stq_le(c->as, gpa, v, a); break;
-        case 33: r = ms_as_stq_be(c->as, gpa, v, a); break;
-        default: r = ms_as_stq(c->as, gpa, v, a); break;
+        case 4:
+        case 5:
+        case 6:
+            r = ms_as_stb(c->as, gpa, (uint8_t)v, a);
+            break;
+        case 8:
+            r = ms_as_stw_le(c->as, gpa, (uint16_t)v, a);
+            break;
+        case 9:
+            r = ms_as_stw_be(c->as, gpa, (uint16_t)v, a);
+            break;
+        case 10:
+            r = ms_as_stw(c->as, gpa, (uint16_t)v, a);
+            break;
+        case 16:
+            r = ms_as_stl_le(c->as, gpa, (uint32_t)v, a);
+            break;
+        case 17:
+            r = ms_as_stl_be(c->as, gpa, (uint32_t)v, a);
+            break;
+        case 18:
+            r = ms_as_stl(c->as, gpa, (uint32_t)v, a);
+            break;
+        case 32:
+            r = ms_as_stq_le(c->as, gpa, v, a);
+            break;
+        case 33:
+            r = ms_as_stq_be(c->as, gpa, v, a);
+            break;
+        default:
+            r = ms_as_stq(c->as, gpa, v, a);
+            break;
         }
         ms_tx_result e = ref_st(c, gpa, size, size == 1 ? false : big, v);
         check_res(c, r, e);
@@ -1000,8 +1045,8 @@ static void op_valid(struct ctx *c)
     bool got = ms_as_access_valid(c->as, gpa, len, w, MS_ATTRS_UNSPECIFIED);
     bool exp = ref_access_valid(c, gpa, len, w);
     if (got != exp) {
-        FAIL(c, "%d, expected %d (gpa 0x%" PRIx64 " len %" PRIu64 ")", got,
-             exp, gpa, len);
+        FAIL(c, "%d, expected %d (gpa 0x%" PRIx64 " len %" PRIu64 ")", got, exp,
+             gpa, len);
     }
     compare(c);
 }
@@ -1091,18 +1136,16 @@ int ar_run(struct ar_src *src, unsigned nops, bool verbose)
     c->real.v = calloc(MAX_CALLS, sizeof(struct call));
     c->exp.v = calloc(MAX_CALLS, sizeof(struct call));
     c->big = nx(c, 4) == 0;
-    struct ms_system_config cfg = { .big_endian = c->big,
-                                    .log = on_log,
-                                    .log_opaque = c };
+    struct ms_system_config cfg = {
+        .big_endian = c->big, .log = on_log, .log_opaque = c};
     if (!c->real.v || !c->exp.v || ms_system_new(&cfg, &c->sys) != 0) {
         free(c->real.v);
         free(c->exp.v);
         free(c);
         return 1;
     }
-    struct ms_region_config rc = { .kind = MS_REGION_CONTAINER,
-                                   .name = "root",
-                                   .size = MS_SIZE_FULL };
+    struct ms_region_config rc = {
+        .kind = MS_REGION_CONTAINER, .name = "root", .size = MS_SIZE_FULL};
     if (ms_region_new(c->sys, &rc, &c->root) != 0 ||
         ms_as_new(c->sys, c->root, "as", &c->as) != 0) {
         c->errors++;

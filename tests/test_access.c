@@ -42,7 +42,7 @@ struct dev {
     int inner_calls;
     ms_tx_result result; /* returned by *_with_attrs callbacks */
     struct ms_attrs last_attrs;
-    bool reject;         /* accepts() says no */
+    bool reject; /* accepts() says no */
 };
 
 static void dev_init(struct dev *d)
@@ -58,7 +58,7 @@ static void record(struct dev *d, char kind, uint64_t off, unsigned size,
 {
     d->total++;
     if (d->n < 64) {
-        d->calls[d->n++] = (struct call){ kind, off, size, v };
+        d->calls[d->n++] = (struct call){kind, off, size, v};
     }
 }
 
@@ -152,7 +152,8 @@ static void dev_plain(struct dev *d)
     d->ops.write = dev_write;
 }
 
-/* ---- fixtures ------------------------------------------------------------- */
+/* ---- fixtures -------------------------------------------------------------
+ */
 
 static ms_system *sys;
 static ms_region *root;
@@ -191,20 +192,20 @@ static ms_region *add_region(struct ms_region_config cfg, uint64_t at,
 
 static ms_region *add_ram(const char *name, uint64_t at, uint64_t size)
 {
-    return add_region((struct ms_region_config){ .kind = MS_REGION_RAM,
-                                                 .name = name,
-                                                 .size = size },
+    return add_region((struct ms_region_config){.kind = MS_REGION_RAM,
+                                                .name = name,
+                                                .size = size},
                       at, 0);
 }
 
 static ms_region *add_io(const char *name, uint64_t at, uint64_t size,
                          struct dev *d)
 {
-    return add_region((struct ms_region_config){ .kind = MS_REGION_IO,
-                                                 .name = name,
-                                                 .size = size,
-                                                 .ops = &d->ops,
-                                                 .opaque = d },
+    return add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                                .name = name,
+                                                .size = size,
+                                                .ops = &d->ops,
+                                                .opaque = d},
                       at, 0);
 }
 
@@ -216,7 +217,8 @@ static void fill_pattern(ms_region *r, uint8_t seed)
     }
 }
 
-/* ---- RAM ------------------------------------------------------------------ */
+/* ---- RAM ------------------------------------------------------------------
+ */
 
 static void test_ram_basic(void)
 {
@@ -294,7 +296,7 @@ static void test_ram_range_end(void)
     CHECK_EQ(ms_as_stq_le(as, 0x10fc, 0, U), MS_TX_DECODE_ERROR);
     CHECK_EQ(((uint8_t *)ms_region_host(a))[0xfc], (uint8_t)(1 + 0xfc));
     /* The buffer path splits instead: 2 RAM bytes, then the hole. */
-    uint8_t buf[4] = { 9, 9, 9, 9 };
+    uint8_t buf[4] = {9, 9, 9, 9};
     CHECK_EQ(ms_as_read(as, 0x10fe, U, buf, 4), MS_TX_DECODE_ERROR);
     CHECK_EQ(buf[0], (uint8_t)(1 + 0xfe));
     CHECK_EQ(buf[1], (uint8_t)(1 + 0xff));
@@ -352,9 +354,9 @@ static void test_reservation(void)
     setup();
     ms_region *a = add_ram("a", 0, 0x1000);
     fill_pattern(a, 0x80);
-    add_region((struct ms_region_config){ .kind = MS_REGION_RESERVATION,
-                                          .name = "resv",
-                                          .size = 0x100 },
+    add_region((struct ms_region_config){.kind = MS_REGION_RESERVATION,
+                                         .name = "resv",
+                                         .size = 0x100},
                0x100, 1);
     uint8_t buf[4];
     ms_tx_result r;
@@ -372,17 +374,18 @@ static void test_reservation(void)
     teardown();
 }
 
-/* ---- MMIO ----------------------------------------------------------------- */
+/* ---- MMIO -----------------------------------------------------------------
+ */
 
 /* Item 46: an I/O root with callback-less ops: all ones, OK. */
 static void test_open_bus(void)
 {
     setup();
-    static const struct ms_region_ops none = { 0 };
-    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
-                                          .name = "io-unassigned",
-                                          .size = 0x10000,
-                                          .ops = &none },
+    static const struct ms_region_ops none = {0};
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "io-unassigned",
+                                         .size = 0x10000,
+                                         .ops = &none},
                0x100000, -1);
     ms_tx_result r = 99;
     CHECK_EQ(ms_as_ldub(as, 0x100080, U, &r), 0xff);
@@ -407,11 +410,11 @@ static void test_wide_access(void)
     dev_plain(&reset);
     dev_plain(&spk);
     add_io("conf-idx", 0xcf8, 4, &idx);
-    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
-                                          .name = "reset",
-                                          .size = 1,
-                                          .ops = &reset.ops,
-                                          .opaque = &reset },
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "reset",
+                                         .size = 1,
+                                         .ops = &reset.ops,
+                                         .opaque = &reset},
                0xcf9, 1);
     CHECK_EQ(ms_as_ldl_le(as, 0xcf8, U, NULL), 0x13121110);
     CHECK_EQ(idx.n, 1);
@@ -450,7 +453,7 @@ static void test_hpet_pieces(void)
     h.ops.impl.min_access_size = 4;
     h.ops.impl.max_access_size = 8;
     add_io("hpet", 0xfed00000, 0x400, &h);
-    uint8_t buf[4] = { 1, 1, 1, 1 };
+    uint8_t buf[4] = {1, 1, 1, 1};
     tu_log_count = 0;
     CHECK_EQ(ms_as_read(as, 0xfed00001, U, buf, 4), MS_TX_DECODE_ERROR);
     CHECK_EQ(tu_log_count, 3); /* pieces 1, 2, 1 */
@@ -562,8 +565,7 @@ static void test_endianness(void)
     uint8_t buf[4];
     CHECK_EQ(ms_as_read(as, 0x1000, U, buf, 4), MS_TX_OK);
     CHECK_EQ(be.calls[0].value, 0x11223344);
-    CHECK(buf[0] == 0x11 && buf[1] == 0x22 && buf[2] == 0x33 &&
-          buf[3] == 0x44);
+    CHECK(buf[0] == 0x11 && buf[1] == 0x22 && buf[2] == 0x33 && buf[3] == 0x44);
     CHECK_EQ(ms_as_ldl_be(as, 0x1000, U, NULL), 0x11223344);
     CHECK_EQ(ms_as_ldl_le(as, 0x1000, U, NULL), 0x44332211);
     CHECK_EQ(ms_as_read(as, 0x2000, U, buf, 4), MS_TX_OK);
@@ -573,7 +575,7 @@ static void test_endianness(void)
 
     /* Writes: buffer bytes and typed stores land the same way. */
     be.n = le.n = 0;
-    uint8_t w[4] = { 0xaa, 0xbb, 0xcc, 0xdd };
+    uint8_t w[4] = {0xaa, 0xbb, 0xcc, 0xdd};
     CHECK_EQ(ms_as_write(as, 0x1000, U, w, 4), MS_TX_OK);
     CHECK_EQ(be.calls[0].value, 0xaabbccdd);
     CHECK_EQ(ms_as_write(as, 0x2000, U, w, 4), MS_TX_OK);
@@ -600,7 +602,7 @@ static void test_endianness(void)
     teardown();
 
     /* A big-endian target: native devices and the unsuffixed helpers. */
-    struct ms_system_config cfg = { .big_endian = true };
+    struct ms_system_config cfg = {.big_endian = true};
     setup_cfg(&cfg);
     struct dev nat;
     dev_plain(&nat);
@@ -631,7 +633,7 @@ static void test_endianness(void)
 /* 8-byte accesses to regions that accept only 1, 2 or 4 bytes. */
 static void test_small_registers(void)
 {
-    static const unsigned sizes[] = { 1, 2, 4 };
+    static const unsigned sizes[] = {1, 2, 4};
     for (unsigned k = 0; k < 3; k++) {
         setup();
         struct dev d;
@@ -743,7 +745,7 @@ static void test_attrs_callbacks(void)
     d.ops.impl.max_access_size = 1;
     add_io("attrs", 0x1000, 0x100, &d);
     d.result = MS_TX_ERROR;
-    struct ms_attrs a = { .secure = 1, .requester_id = 0x1234 };
+    struct ms_attrs a = {.secure = 1, .requester_id = 0x1234};
     ms_tx_result r;
     CHECK_EQ(ms_as_lduw_le(as, 0x1000, a, &r), 0x1110);
     CHECK_EQ(r, MS_TX_ERROR);
@@ -774,7 +776,7 @@ static void test_mixed(void)
     CHECK_EQ(buf[7], 0xaf);
     CHECK_EQ(buf[8], 0x10); /* MMIO register bytes */
     CHECK_EQ(buf[15], 0x17);
-    CHECK_EQ(buf[16], 0);   /* hole */
+    CHECK_EQ(buf[16], 0); /* hole */
     CHECK_EQ(buf[0x17], 0);
     CHECK_EQ(buf[0x18], 0xee);
     CHECK_EQ(d.n, 1);
@@ -800,7 +802,7 @@ static void test_attrs_memory(void)
     dev_plain(&d);
     add_io("mmio", 0x1010, 0x10, &d);
     add_ram("ram2", 0x1020, 0x10);
-    struct ms_attrs mem = { .memory = 1 };
+    struct ms_attrs mem = {.memory = 1};
     uint8_t buf[0x30];
     memset(buf, 0xee, sizeof(buf));
     tu_log_count = 0;
@@ -830,14 +832,13 @@ static void test_attrs_memory(void)
 static void test_rom(void)
 {
     setup();
-    ms_region *rom = add_region((struct ms_region_config){
-                                    .kind = MS_REGION_ROM,
-                                    .name = "bios",
-                                    .size = 0x1000 },
+    ms_region *rom = add_region((struct ms_region_config){.kind = MS_REGION_ROM,
+                                                          .name = "bios",
+                                                          .size = 0x1000},
                                 0xf0000, 0);
     fill_pattern(rom, 0);
     uint8_t *h = ms_region_host(rom);
-    uint8_t buf[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    uint8_t buf[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     tu_log_count = 0;
     CHECK_EQ(ms_as_write(as, 0xf0010, U, buf, 8), MS_TX_DECODE_ERROR);
     CHECK_EQ(tu_log_count, 2); /* unassigned ops: 4-byte pieces */
@@ -863,13 +864,13 @@ static void test_rom_device(void)
     setup();
     struct dev d;
     dev_plain(&d);
-    ms_region *rd = add_region((struct ms_region_config){
-                                   .kind = MS_REGION_ROM_DEVICE,
-                                   .name = "flash",
-                                   .size = 0x100,
-                                   .ops = &d.ops,
-                                   .opaque = &d },
-                               0x1000, 0);
+    ms_region *rd =
+        add_region((struct ms_region_config){.kind = MS_REGION_ROM_DEVICE,
+                                             .name = "flash",
+                                             .size = 0x100,
+                                             .ops = &d.ops,
+                                             .opaque = &d},
+                   0x1000, 0);
     fill_pattern(rd, 0xc0);
     uint8_t *h = ms_region_host(rd);
     uint32_t v = 0;
@@ -896,7 +897,7 @@ static void test_rom_device(void)
     CHECK_EQ(ms_as_read(as, 0x1000, U, &v, 4), MS_TX_OK);
     CHECK_EQ(d.n, 2);
     /* Loader writes skip it out of ROMD mode, write the block in it. */
-    uint8_t w[2] = { 0x55, 0x66 };
+    uint8_t w[2] = {0x55, 0x66};
     CHECK_EQ(ms_as_write_rom(as, 0x1000, U, w, 2), MS_TX_OK);
     CHECK_EQ(h[0], 0xc0);
     CHECK_EQ(d.n, 2);
@@ -914,11 +915,11 @@ static void test_ram_device(void)
     for (int i = 0; i < 64; i++) {
         mem[i] = (uint8_t)i;
     }
-    add_region((struct ms_region_config){ .kind = MS_REGION_RAM_DEVICE,
-                                          .name = "bar",
-                                          .size = sizeof(mem),
-                                          .backing = MS_RAM_HOST,
-                                          .host = mem },
+    add_region((struct ms_region_config){.kind = MS_REGION_RAM_DEVICE,
+                                         .name = "bar",
+                                         .size = sizeof(mem),
+                                         .backing = MS_RAM_HOST,
+                                         .host = mem},
                0x1000, 0);
     uint8_t buf[24];
     CHECK_EQ(ms_as_read(as, 0x1003, U, buf, 21), MS_TX_OK);
@@ -975,7 +976,8 @@ static void test_readonly_alias(void)
     teardown();
 }
 
-/* ---- DMA mapping ---------------------------------------------------------- */
+/* ---- DMA mapping ----------------------------------------------------------
+ */
 
 static int notified;
 
@@ -1026,7 +1028,7 @@ static void test_map(void)
     len = 4;
     CHECK(ms_as_map(as, 0x5000, &len, false, U, &m2) == NULL); /* hole */
 
-    struct ms_map_client c = { .notify = on_free };
+    struct ms_map_client c = {.notify = on_free};
     notified = 0;
     CHECK_OK(ms_map_client_register(sys, &c));
     CHECK_ERR(ms_map_client_register(sys, &c), EEXIST);
@@ -1062,9 +1064,9 @@ static void test_map_pin(void)
     setup();
     ms_region *r;
     REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){ .kind = MS_REGION_RAM,
-                                                      .name = "hotplug",
-                                                      .size = 0x4000 },
+                          &(struct ms_region_config){.kind = MS_REGION_RAM,
+                                                     .name = "hotplug",
+                                                     .size = 0x4000},
                           &r) == 0);
     REQUIRE(ms_region_add(root, 0x40000, r) == 0);
     struct ms_map m;
@@ -1083,9 +1085,9 @@ static void test_map_pin(void)
 
     /* Freeing the system with a mapping outstanding frees it too. */
     REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){ .kind = MS_REGION_RAM,
-                                                      .name = "leaky",
-                                                      .size = 0x1000 },
+                          &(struct ms_region_config){.kind = MS_REGION_RAM,
+                                                     .name = "leaky",
+                                                     .size = 0x1000},
                           &r) == 0);
     REQUIRE(ms_region_add(root, 0x40000, r) == 0);
     ms_region_unref(r);
@@ -1103,7 +1105,7 @@ static void test_dirty(void)
     setup();
     ms_region *ram = add_ram("vram", 0, 16 * PAGE);
     CHECK_OK(ms_region_set_log(ram, true, MS_DIRTY_VGA));
-    uint8_t buf[16] = { 0 };
+    uint8_t buf[16] = {0};
     CHECK_EQ(ms_as_write(as, 3 * PAGE + 8, U, buf, 8), MS_TX_OK);
     CHECK(ms_region_get_dirty(ram, 3 * PAGE, PAGE, MS_DIRTY_VGA));
     CHECK(!ms_region_get_dirty(ram, 4 * PAGE, PAGE, MS_DIRTY_VGA));
@@ -1224,26 +1226,26 @@ static void test_reentrancy_keys(void)
     dev_plain(&d2);
     dev_plain(&free_dev);
     static int device_token;
-    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
-                                          .name = "bar0",
-                                          .size = 0x100,
-                                          .ops = &d1.ops,
-                                          .opaque = &d1,
-                                          .device = &device_token },
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "bar0",
+                                         .size = 0x100,
+                                         .ops = &d1.ops,
+                                         .opaque = &d1,
+                                         .device = &device_token},
                0x1000, 0);
-    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
-                                          .name = "bar1",
-                                          .size = 0x100,
-                                          .ops = &d2.ops,
-                                          .opaque = &d2,
-                                          .device = &device_token },
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "bar1",
+                                         .size = 0x100,
+                                         .ops = &d2.ops,
+                                         .opaque = &d2,
+                                         .device = &device_token},
                0x2000, 0);
-    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
-                                          .name = "reentrant",
-                                          .size = 0x100,
-                                          .ops = &free_dev.ops,
-                                          .opaque = &free_dev,
-                                          .reentrant = true },
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "reentrant",
+                                         .size = 0x100,
+                                         .ops = &free_dev.ops,
+                                         .opaque = &free_dev,
+                                         .reentrant = true},
                0x3000, 0);
     d1.as = free_dev.as = as;
     d1.inner = 1;
@@ -1276,8 +1278,7 @@ static void test_reentrancy_keys(void)
 static struct ms_map bounce_map;
 static ms_tx_result bounce_probe;
 
-static void bounce_write(void *opaque, uint64_t off, uint64_t v,
-                         unsigned size)
+static void bounce_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 {
     struct dev *d = opaque;
     record(d, 'w', off, size, v);
@@ -1331,13 +1332,13 @@ static void *reader(void *arg)
 static void test_reentrancy_threads(void)
 {
     setup();
-    static const struct ms_region_ops ops = { .read = barrier_read };
+    static const struct ms_region_ops ops = {.read = barrier_read};
     static int devkey;
-    add_region((struct ms_region_config){ .kind = MS_REGION_IO,
-                                          .name = "shared",
-                                          .size = 0x10,
-                                          .ops = &ops,
-                                          .opaque = &devkey },
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "shared",
+                                         .size = 0x10,
+                                         .ops = &ops,
+                                         .opaque = &devkey},
                0x1000, 0);
     pthread_barrier_init(&both_in, NULL, 2);
     pthread_t t1, t2;

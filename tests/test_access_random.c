@@ -78,12 +78,11 @@ static void index_case(const char *what, unsigned n, int layout)
         memset(mem + used, (int)(i % 251 + 1), sz[i]);
         ms_region *r;
         REQUIRE(ms_region_new(sys,
-                              &(struct ms_region_config){
-                                  .kind = MS_REGION_RAM,
-                                  .name = "r",
-                                  .size = sz[i],
-                                  .backing = MS_RAM_HOST,
-                                  .host = mem + used },
+                              &(struct ms_region_config){.kind = MS_REGION_RAM,
+                                                         .name = "r",
+                                                         .size = sz[i],
+                                                         .backing = MS_RAM_HOST,
+                                                         .host = mem + used},
                               &r) == 0);
         REQUIRE(ms_region_add(root, at[i], r) == 0);
         ms_region_unref(r);
@@ -102,10 +101,18 @@ static void index_case(const char *what, unsigned n, int layout)
             REQUIRE(ms_flatview_range(fv, rnd(nr), &fr) == 0);
             /* Near a range edge: first, last, or just outside. */
             switch (rnd(4)) {
-            case 0: gpa = fr.gpa; break;
-            case 1: gpa = fr.last; break;
-            case 2: gpa = fr.gpa - 1; break;
-            default: gpa = fr.last + 1; break;
+            case 0:
+                gpa = fr.gpa;
+                break;
+            case 1:
+                gpa = fr.last;
+                break;
+            case 2:
+                gpa = fr.gpa - 1;
+                break;
+            default:
+                gpa = fr.last + 1;
+                break;
             }
         }
         struct ms_flat_range fr;
@@ -120,8 +127,8 @@ static void index_case(const char *what, unsigned n, int layout)
         }
         if (got != want || (res == MS_TX_OK) != mapped) {
             fprintf(stderr,
-                    "%s: gpa 0x%" PRIx64 ": got %u/%u, expected %u/%d\n",
-                    what, gpa, got, res, want, mapped);
+                    "%s: gpa 0x%" PRIx64 ": got %u/%u, expected %u/%d\n", what,
+                    gpa, got, res, want, mapped);
             bad++;
         }
     }
@@ -139,12 +146,12 @@ int main(int argc, char **argv)
     unsigned first = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 1;
     int failed_seeds = 0;
     for (unsigned s = first; s < first + seeds; s++) {
-        struct ar_src src = { .rng = 0x9e3779b97f4a7c15ull * s + s };
+        struct ar_src src = {.rng = 0x9e3779b97f4a7c15ull * s + s};
         int e = ar_run(&src, 300, false);
         if (e) {
             if (failed_seeds < 3) {
                 fprintf(stderr, "seed %u: %d mismatches; replay:\n", s, e);
-                struct ar_src again = { .rng = 0x9e3779b97f4a7c15ull * s + s };
+                struct ar_src again = {.rng = 0x9e3779b97f4a7c15ull * s + s};
                 (void)ar_run(&again, 300, true);
             }
             failed_seeds++;

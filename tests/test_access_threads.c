@@ -156,11 +156,12 @@ static void mmio_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 static const struct ms_region_ops mmio_ops = {
     .read = mmio_read,
     .write = mmio_write,
-    .valid = { .max_access_size = 8 },
-    .impl = { .max_access_size = 8 },
+    .valid = {.max_access_size = 8},
+    .impl = {.max_access_size = 8},
 };
 
-/* ---- readers ---------------------------------------------------------------- */
+/* ---- readers ----------------------------------------------------------------
+ */
 
 static uint64_t xs(uint64_t *s)
 {
@@ -201,8 +202,7 @@ static void check_words(const uint64_t *w, unsigned n, uint64_t gpa,
 }
 
 /* A write's result (and MMIO callback) must match one version. */
-static void check_write(uint64_t gpa, ms_tx_result r, unsigned c0,
-                        unsigned c1)
+static void check_write(uint64_t gpa, ms_tx_result r, unsigned c0, unsigned c1)
 {
     unsigned v0, v1;
     window(c0, c1, &v0, &v1);
@@ -229,7 +229,7 @@ static void log_write(int me, uint64_t gpa, unsigned c0, unsigned c1)
 {
     unsigned v0, v1;
     window(c0, c1, &v0, &v1);
-    wlogs[me][nwlogs[me]++] = (struct wlog){ gpa, v0, v1 };
+    wlogs[me][nwlogs[me]++] = (struct wlog){gpa, v0, v1};
 }
 
 /* The value a reader writes: who, and which log entry. */
@@ -307,8 +307,7 @@ static void *reader(void *arg)
                 memcpy(buf, p, len);
                 ms_as_unmap(&m, 0);
                 c1 = load_ver();
-                check_words(buf, (unsigned)(len / 8), gpa, 0, false, c0,
-                            c1);
+                check_words(buf, (unsigned)(len / 8), gpa, 0, false, c0, c1);
             }
             break;
         }
@@ -317,7 +316,8 @@ static void *reader(void *arg)
     return NULL;
 }
 
-/* ---- the owner thread ------------------------------------------------------ */
+/* ---- the owner thread ------------------------------------------------------
+ */
 
 static ms_system *sys;
 static ms_region *root;
@@ -339,7 +339,7 @@ static struct model *create(void)
     m->id = nmodels++;
     m->kind = (int)rnd(4);
     uint64_t size = ALIGN * (1 + rnd(32));
-    struct ms_region_config cfg = { .name = "r", .size = size };
+    struct ms_region_config cfg = {.name = "r", .size = size};
     if (m->kind == K_MMIO) {
         cfg.kind = MS_REGION_IO;
         cfg.ops = &mmio_ops;
@@ -404,8 +404,8 @@ static void one_edit(void)
     unsigned what = (unsigned)rnd(6);
     if (what < 2 && nlive() < MAX_LIVE && nmodels < MAX_MODELS) {
         struct model *n = create();
-        REQUIRE(ms_region_add_prio(root, place(n), n->r,
-                                   (int32_t)rnd(3) - 1) == 0);
+        REQUIRE(ms_region_add_prio(root, place(n), n->r, (int32_t)rnd(3) - 1) ==
+                0);
         n->placed = true;
         return;
     }
@@ -433,8 +433,7 @@ static void one_edit(void)
         break;
     default:
         if (m) {
-            REQUIRE(ms_region_set_enabled(m->r, !ms_region_enabled(m->r)) ==
-                    0);
+            REQUIRE(ms_region_set_enabled(m->r, !ms_region_enabled(m->r)) == 0);
         }
         break;
     }
@@ -462,8 +461,7 @@ static void record_version(unsigned t)
         struct ms_flat_range fr;
         REQUIRE(ms_flatview_range(fv, i, &fr) == 0);
         const struct model *m = model_of(fr.mr);
-        v->r[i] = (struct vrange){ fr.gpa, fr.last, fr.offset, m->id,
-                                   m->kind };
+        v->r[i] = (struct vrange){fr.gpa, fr.last, fr.offset, m->id, m->kind};
     }
 }
 
@@ -524,8 +522,8 @@ int main(int argc, char **argv)
     REQUIRE(ms_as_new(sys, root, "as", &as) == 0);
     for (int i = 0; i < 16; i++) {
         struct model *n = create();
-        REQUIRE(ms_region_add_prio(root, place(n), n->r,
-                                   (int32_t)rnd(3) - 1) == 0);
+        REQUIRE(ms_region_add_prio(root, place(n), n->r, (int32_t)rnd(3) - 1) ==
+                0);
         n->placed = true;
     }
     record_version(0);
@@ -553,8 +551,7 @@ int main(int argc, char **argv)
         pthread_join(th[i], NULL);
     }
     check_ram_writes();
-    printf("%u edits; reader accesses: %lu, %lu\n", edits, nops[1],
-           nops[2]);
+    printf("%u edits; reader accesses: %lu, %lu\n", edits, nops[1], nops[2]);
     CHECK_EQ(failures, 0);
     CHECK(nops[1] > 0 && nops[2] > 0);
 

@@ -78,9 +78,8 @@ MS_EXPORT ms_tx_result ms_as_write(ms_as *as, uint64_t gpa,
  * ms_as_rw() - ms_as_write() if @is_write, else ms_as_read().
  * Return: as those.
  */
-MS_EXPORT ms_tx_result ms_as_rw(ms_as *as, uint64_t gpa,
-                                struct ms_attrs attrs, void *buf,
-                                uint64_t len, bool is_write);
+MS_EXPORT ms_tx_result ms_as_rw(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                void *buf, uint64_t len, bool is_write);
 
 /**
  * ms_as_fill() - write @len copies of @byte at @gpa (in chunks of 512
@@ -101,8 +100,8 @@ MS_EXPORT ms_tx_result ms_as_fill(ms_as *as, uint64_t gpa,
  * NULL @as or @buf.
  */
 MS_EXPORT ms_tx_result ms_as_write_rom(ms_as *as, uint64_t gpa,
-                                       struct ms_attrs attrs,
-                                       const void *buf, uint64_t len);
+                                       struct ms_attrs attrs, const void *buf,
+                                       uint64_t len);
 
 /**
  * ms_as_access_valid() - would an access of @len bytes at @gpa pass every
@@ -129,24 +128,24 @@ MS_EXPORT bool ms_as_access_valid(ms_as *as, uint64_t gpa, uint64_t len,
  */
 MS_EXPORT uint8_t ms_as_ldub(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
                              ms_tx_result *res);
-MS_EXPORT uint16_t ms_as_lduw(ms_as *as, uint64_t gpa,
-                              struct ms_attrs attrs, ms_tx_result *res);
-MS_EXPORT uint16_t ms_as_lduw_le(ms_as *as, uint64_t gpa,
-                                 struct ms_attrs attrs, ms_tx_result *res);
-MS_EXPORT uint16_t ms_as_lduw_be(ms_as *as, uint64_t gpa,
-                                 struct ms_attrs attrs, ms_tx_result *res);
+MS_EXPORT uint16_t ms_as_lduw(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                              ms_tx_result *res);
+MS_EXPORT uint16_t ms_as_lduw_le(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                 ms_tx_result *res);
+MS_EXPORT uint16_t ms_as_lduw_be(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                 ms_tx_result *res);
 MS_EXPORT uint32_t ms_as_ldl(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
                              ms_tx_result *res);
-MS_EXPORT uint32_t ms_as_ldl_le(ms_as *as, uint64_t gpa,
-                                struct ms_attrs attrs, ms_tx_result *res);
-MS_EXPORT uint32_t ms_as_ldl_be(ms_as *as, uint64_t gpa,
-                                struct ms_attrs attrs, ms_tx_result *res);
+MS_EXPORT uint32_t ms_as_ldl_le(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                ms_tx_result *res);
+MS_EXPORT uint32_t ms_as_ldl_be(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                ms_tx_result *res);
 MS_EXPORT uint64_t ms_as_ldq(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
                              ms_tx_result *res);
-MS_EXPORT uint64_t ms_as_ldq_le(ms_as *as, uint64_t gpa,
-                                struct ms_attrs attrs, ms_tx_result *res);
-MS_EXPORT uint64_t ms_as_ldq_be(ms_as *as, uint64_t gpa,
-                                struct ms_attrs attrs, ms_tx_result *res);
+MS_EXPORT uint64_t ms_as_ldq_le(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                ms_tx_result *res);
+MS_EXPORT uint64_t ms_as_ldq_be(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
+                                ms_tx_result *res);
 
 /* Stores: same rules; the result is returned. */
 MS_EXPORT ms_tx_result ms_as_stb(ms_as *as, uint64_t gpa, uint8_t val,
@@ -192,12 +191,12 @@ struct ms_map {
     uint64_t len;
     /* Private. */
     ms_as *as_;
-    ms_region *mr_;      /* direct: the pinned region */
-    uint64_t offset_;    /* direct: region offset of @host */
-    uint64_t gpa_;       /* bounce: guest address */
+    ms_region *mr_;   /* direct: the pinned region */
+    uint64_t offset_; /* direct: region offset of @host */
+    uint64_t gpa_;    /* bounce: guest address */
     bool is_write_;
     bool bounce_;
-    bool dirty_;         /* direct write: mark dirty at unmap */
+    bool dirty_; /* direct write: mark dirty at unmap */
 };
 
 /**
@@ -217,9 +216,8 @@ struct ms_map {
  * for @*len 0, NULL arguments, or when the bounce buffer is taken or cannot
  * be allocated.
  */
-MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len,
-                          bool is_write, struct ms_attrs attrs,
-                          struct ms_map *map);
+MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
+                          struct ms_attrs attrs, struct ms_map *map);
 
 /**
  * ms_as_unmap() - end a mapping.
@@ -269,8 +267,7 @@ MS_EXPORT MS_WUR int ms_map_client_register(ms_system *sys,
  * (it may have been notified already, possibly still running on another
  * thread).
  */
-MS_EXPORT int ms_map_client_unregister(ms_system *sys,
-                                       struct ms_map_client *c);
+MS_EXPORT int ms_map_client_unregister(ms_system *sys, struct ms_map_client *c);
 
 #ifdef __cplusplus
 }
