@@ -482,6 +482,56 @@ static double raw_loop(uint64_t want)
     return n == want ? (double)(t1 - t0) / (double)want : 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median5(double *v)
+{
+    qsort(v, 5, sizeof(*v), cmp_double);
+    return v[2];
+}
+
+/*
+ * What the helper adds per exit in userspace, without KVM: the routing of
+ * one 4-byte MMIO read through the access path to the same device.
+ */
+static double routing_cost(void)
+{
+    ms_system *sys;
+    TRY(ms_system_new(NULL, &sys));
+    ms_region *root, *dev;
+    struct exits e = { .want = UINT64_MAX };
+    TRY(ms_region_new(sys,
+                      &(struct ms_region_config){
+                          .kind = MS_REGION_CONTAINER, .name = "system",
+                          .size = MS_SIZE_FULL },
+                      &root));
+    TRY(ms_region_new(sys,
+                      &(struct ms_region_config){ .kind = MS_REGION_IO,
+                                                  .name = "dev",
+                                                  .size = 0x1000,
+                                                  .ops = &dev_ops,
+                                                  .opaque = &e },
+                      &dev));
+    TRY(ms_region_add(root, 0xd0000, dev));
+    ms_as *mem;
+    TRY(ms_as_new(sys, root, "memory", &mem));
+    const unsigned n = 1000000;
+    uint8_t data[8];
+    uint64_t t0 = now_ns();
+    for (unsigned i = 0; i < n; i++) {
+        (void)ms_as_read(mem, 0xd0000, MS_ATTRS_UNSPECIFIED, data, 4);
+    }
+    uint64_t t1 = now_ns();
+    ms_region_unref(root);
+    ms_region_unref(dev);
+    ms_system_free(sys);
+    return (double)(t1 - t0) / n;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t exits = argc > 1 ? strtoull(argv[1], NULL, 0) : 20000;
@@ -501,6 +551,10 @@ int main(int argc, char **argv)
     topology("fake ioctl seam (kernel-rules model), 512 MiB PC", &fake, &m);
     kvm_model_free(&m);
 
+    printf("\nthe vCPU helper's userspace routing of one MMIO read exit "
+           "(access path to the device, measured without KVM): %.0f ns\n",
+           routing_cost());
+
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         printf("\nno /dev/kvm (%s): the real-kernel runs and the exit round "
@@ -513,24 +567,20 @@ int main(int argc, char **argv)
     topology("real KVM, 512 MiB PC", &real, NULL);
 
     printf("\nexit round trip: guest MMIO read -> userspace -> guest (%" PRIu64
-           " exits, best of 3)\n",
+           " exits per run, 5 alternating runs each, median)\n",
            exits);
-    double best_h = 0, best_r = 0;
-    for (int i = 0; i < 3; i++) {
-        double h = helper_loop(exits), r = raw_loop(exits);
-        if (h && (!best_h || h < best_h)) {
-            best_h = h;
-        }
-        if (r && (!best_r || r < best_r)) {
-            best_r = r;
+    double h[5], r[5];
+    for (int i = 0; i < 5; i++) {
+        h[i] = helper_loop(exits);
+        r[i] = raw_loop(exits);
+        if (!h[i] || !r[i]) {
+            printf("  failed (helper %.0f ns, raw %.0f ns)\n", h[i], r[i]);
+            return 0;
         }
     }
-    if (!best_h || !best_r) {
-        printf("  failed (helper %.0f ns, raw %.0f ns)\n", best_h, best_r);
-        return 0;
-    }
-    printf("  raw KVM_RUN loop:        %8.0f ns per exit\n", best_r);
-    printf("  vCPU helper + access path: %6.0f ns per exit\n", best_h);
-    printf("  ratio: %.3f (target <= 1.1)\n", best_h / best_r);
+    double mh = median5(h), mr = median5(r);
+    printf("  raw KVM_RUN loop:          %8.0f ns per exit\n", mr);
+    printf("  vCPU helper + access path: %8.0f ns per exit\n", mh);
+    printf("  ratio: %.3f (target <= 1.1)\n", mh / mr);
     return 0;
 }
