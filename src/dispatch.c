@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -146,6 +147,46 @@ static long build_node(struct builder *b, size_t i0, size_t i1, uint64_t base,
     return (long)self;
 }
 
+/*
+ * Big tables (hundreds of thousands of ranges) are looked up at random:
+ * give them transparent huge pages when the system allows, so that the
+ * lookups do not also miss the TLB.  Small ones come from malloc.
+ */
+#define HUGE_SIZE (UINT64_C(2) << 20)
+
+static void *table_alloc(size_t size, size_t *map_len)
+{
+    *map_len = 0;
+    if (size < HUGE_SIZE / 2) {
+        return aligned_alloc(64, size);
+    }
+    size_t len = (size + HUGE_SIZE - 1) & ~(size_t)(HUGE_SIZE - 1);
+    char *p = mmap(NULL, len + HUGE_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    /* Keep the 2 MiB-aligned part. */
+    size_t head = (size_t)(-(uintptr_t)p & (HUGE_SIZE - 1));
+    if (head) {
+        munmap(p, head);
+    }
+    munmap(p + head + len, HUGE_SIZE - head);
+    p += head;
+    (void)madvise(p, len, MADV_HUGEPAGE); /* a hint; fine if refused */
+    *map_len = len;
+    return p;
+}
+
+static void table_free(const void *p, size_t map_len)
+{
+    if (map_len) {
+        munmap((void *)p, map_len);
+    } else {
+        free((void *)p);
+    }
+}
+
 int ms__dispatch_build(ms_flatview *fv)
 {
     struct ms__dispatch *disp = &fv->disp;
@@ -153,7 +194,8 @@ int ms__dispatch_build(ms_flatview *fv)
     if (!fv->nr) {
         return 0;
     }
-    struct ms__dent *dents = aligned_alloc(64, fv->nr * sizeof(*dents));
+    struct ms__dent *dents =
+        table_alloc(fv->nr * sizeof(*dents), &disp->dents_map_len);
     if (!dents) {
         return -ENOMEM;
     }
@@ -171,7 +213,7 @@ int ms__dispatch_build(ms_flatview *fv)
     if (root < 0) {
         free(b.nodes);
         free(b.buckets);
-        free(dents);
+        table_free(dents, disp->dents_map_len);
         memset(disp, 0, sizeof(*disp));
         return (int)root;
     }
@@ -185,7 +227,7 @@ int ms__dispatch_build(ms_flatview *fv)
 
 void ms__dispatch_free(ms_flatview *fv)
 {
-    free((void *)fv->disp.dents);
+    table_free(fv->disp.dents, fv->disp.dents_map_len);
     free((void *)fv->disp.nodes);
     free(fv->disp.buckets_);
     memset(&fv->disp, 0, sizeof(fv->disp));

@@ -191,6 +191,7 @@ struct ms__dnode {
 struct ms__dispatch {
     const struct ms__dent *dents;
     size_t nr;
+    size_t dents_map_len; /* dents are mmap()ed (huge pages), or 0 */
     const struct ms__dnode *nodes; /* NULL: no index (binary search) */
     uint32_t *buckets_;            /* storage of all nodes' buckets */
 };
