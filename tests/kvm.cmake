@@ -13,6 +13,7 @@ target_link_libraries(ms_kvm_board PUBLIC memspace_static)
 target_include_directories(ms_kvm_board PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 
 ms_test(test_kvm_fake LIBS ms_kvm_testlib ms_kvm_board ms_testutil)
+ms_test(test_kvm_route LIBS ms_kvm_testlib ms_testutil)
 ms_test(test_kvm_oracle LABELS "oracle;golden" LIBS ms_kvm_testlib
         ms_testutil ARGS ${MEMSPACE_ORACLE_DIR})
 

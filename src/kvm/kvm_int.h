@@ -141,7 +141,13 @@ int ms__kvm_listeners_register(ms_kvm *kvm, ms_as *memory, ms_as *io);
 void ms__kvm_listeners_unregister(ms_kvm *kvm);
 
 /* vcpu.c */
+struct kvm_run;
 int ms__kvm_vcpu_state_init(ms_kvm *kvm);
+/*
+ * Route an MMIO or port I/O exit described by @run (a kvm_run of
+ * @run_size bytes) through the access path; 1 if it was one, else 0.
+ */
+int ms__kvm_route(ms_kvm *kvm, struct kvm_run *run, size_t run_size);
 void ms__kvm_vcpu_state_destroy(ms_kvm *kvm);
 
 #endif

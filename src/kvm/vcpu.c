@@ -323,6 +323,20 @@ static void route_io(ms_kvm *kvm, struct kvm_run *run, size_t run_size)
     }
 }
 
+int ms__kvm_route(ms_kvm *kvm, struct kvm_run *run, size_t run_size)
+{
+    switch (run->exit_reason) {
+    case KVM_EXIT_MMIO:
+        route_mmio(kvm, run);
+        return 1;
+    case KVM_EXIT_IO:
+        route_io(kvm, run, run_size);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void enter_call(ms_kvm_vcpu *v, bool on)
 {
     pthread_mutex_lock(&v->kvm->lock);
@@ -373,15 +387,15 @@ MS_EXPORT int ms_kvm_vcpu_run(ms_kvm_vcpu *v, struct ms_kvm_exit *out)
             break;
         }
         out->exit_reason = run->exit_reason;
+        if (ms__kvm_route(kvm, run, v->run_size)) {
+            if (run->exit_reason == KVM_EXIT_MMIO) {
+                out->mmio_exits++;
+            } else {
+                out->io_exits++;
+            }
+            continue;
+        }
         switch (run->exit_reason) {
-        case KVM_EXIT_MMIO:
-            route_mmio(kvm, run);
-            out->mmio_exits++;
-            continue;
-        case KVM_EXIT_IO:
-            route_io(kvm, run, v->run_size);
-            out->io_exits++;
-            continue;
         case KVM_EXIT_INTR:
             continue;
         case KVM_EXIT_HLT:
