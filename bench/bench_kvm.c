@@ -47,13 +47,13 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-#define TRY(x)                                                               \
-    do {                                                                     \
-        int e_ = (x);                                                        \
-        if (e_ < 0) {                                                        \
-            fprintf(stderr, "%s failed: %d\n", #x, e_);                      \
-            exit(1);                                                         \
-        }                                                                    \
+#define TRY(x)                                                                 \
+    do {                                                                       \
+        int e_ = (x);                                                          \
+        if (e_ < 0) {                                                          \
+            fprintf(stderr, "%s failed: %d\n", #x, e_);                        \
+            exit(1);                                                           \
+        }                                                                      \
     } while (0)
 
 /* ---- QEMU 7.2's rule, counted by a listener ------------------------------ */
@@ -100,7 +100,7 @@ static int q_add(struct ms_listener *l, const struct ms_section *s)
     struct q72 *q = (struct q72 *)l;
     if (q72_slot(q, s) && q->na < 256) {
         q->add[q->na++] =
-            (struct sec){ s->gpa, s->last, s->offset_within_region, s->mr };
+            (struct sec){s->gpa, s->last, s->offset_within_region, s->mr};
     }
     return 0;
 }
@@ -110,13 +110,13 @@ static int q_del(struct ms_listener *l, const struct ms_section *s)
     struct q72 *q = (struct q72 *)l;
     if (q72_slot(q, s) && q->nd < 256) {
         q->del[q->nd++] =
-            (struct sec){ s->gpa, s->last, s->offset_within_region, s->mr };
+            (struct sec){s->gpa, s->last, s->offset_within_region, s->mr};
     }
     return 0;
 }
 
-static int q_log(struct ms_listener *l, const struct ms_section *s,
-                 unsigned o, unsigned n)
+static int q_log(struct ms_listener *l, const struct ms_section *s, unsigned o,
+                 unsigned n)
 {
     struct q72 *q = (struct q72 *)l;
     if (q72_slot(q, s) && (!o || !n)) {
@@ -245,14 +245,16 @@ static void topology(const char *label, const struct ms_kvm_config *cfg,
     c.trace_opaque = &r;
     TRY(ms_kvm_new(sys, &c, &r.kvm));
     r.q.page = 4096;
-    r.q.l = (struct ms_listener){ .name = "qemu-7.2-rule", .begin = q_begin,
-                                  .commit = q_commit, .region_add = q_add,
-                                  .region_del = q_del, .log_start = q_log,
-                                  .log_stop = q_log };
+    r.q.l = (struct ms_listener){.name = "qemu-7.2-rule",
+                                 .begin = q_begin,
+                                 .commit = q_commit,
+                                 .region_add = q_add,
+                                 .region_del = q_del,
+                                 .log_start = q_log,
+                                 .log_stop = q_log};
     printf("\n%s\n", label);
     printf("  %-32s %4s %8s %8s %5s %8s | %4s %9s\n", "change", "ioctls",
-           "lib us", "ioctl us", "pause", "unmapKiB", "7.2",
-           "7.2 KiB");
+           "lib us", "ioctl us", "pause", "unmapKiB", "7.2", "7.2 KiB");
     TRY(ms_listener_register(b.mem, &r.q.l));
     row_begin(&r);
     TRY(ms_kvm_attach(r.kvm, b.mem, NULL));
@@ -287,9 +289,9 @@ static void topology(const char *label, const struct ms_kvm_config *cfg,
 
     ms_region *hp = NULL;
     TRY(ms_region_new(sys,
-                      &(struct ms_region_config){ .kind = MS_REGION_RAM,
-                                                  .name = "dimm0",
-                                                  .size = 128u << 20 },
+                      &(struct ms_region_config){.kind = MS_REGION_RAM,
+                                                 .name = "dimm0",
+                                                 .size = 128u << 20},
                       &hp));
     if (m) {
         kvm_model_name(m, ms_region_host(hp), 128u << 20, "dimm0");
@@ -299,9 +301,9 @@ static void topology(const char *label, const struct ms_kvm_config *cfg,
     row_end(&r, "hot-add 128 MiB at 4 GiB");
     ms_region *win = NULL;
     TRY(ms_region_new(sys,
-                      &(struct ms_region_config){
-                          .kind = MS_REGION_RESERVATION, .name = "window",
-                          .size = 0x10000 },
+                      &(struct ms_region_config){.kind = MS_REGION_RESERVATION,
+                                                 .name = "window",
+                                                 .size = 0x10000},
                       &win));
     row_begin(&r);
     TRY(ms_region_add_prio(b.system, 0x10000000, win, 5));
@@ -372,7 +374,7 @@ static const struct ms_region_ops dev_ops = {
     .read = dev_read,
     .write = dev_write,
     .endianness = MS_ENDIAN_LITTLE,
-    .impl = { .min_access_size = 1, .max_access_size = 4 },
+    .impl = {.min_access_size = 1, .max_access_size = 4},
 };
 
 /* ns per exit through the helper; 0 on failure. */
@@ -381,23 +383,23 @@ static double helper_loop(uint64_t want)
     ms_system *sys;
     TRY(ms_system_new(NULL, &sys));
     ms_region *root, *rom, *dev;
-    struct exits e = { .want = want };
+    struct exits e = {.want = want};
     TRY(ms_region_new(sys,
-                      &(struct ms_region_config){
-                          .kind = MS_REGION_CONTAINER, .name = "system",
-                          .size = MS_SIZE_FULL },
+                      &(struct ms_region_config){.kind = MS_REGION_CONTAINER,
+                                                 .name = "system",
+                                                 .size = MS_SIZE_FULL},
                       &root));
     TRY(ms_region_new(sys,
-                      &(struct ms_region_config){ .kind = MS_REGION_ROM,
-                                                  .name = "rom",
-                                                  .size = KG_ROM_SIZE },
+                      &(struct ms_region_config){.kind = MS_REGION_ROM,
+                                                 .name = "rom",
+                                                 .size = KG_ROM_SIZE},
                       &rom));
     TRY(ms_region_new(sys,
-                      &(struct ms_region_config){ .kind = MS_REGION_IO,
-                                                  .name = "dev",
-                                                  .size = 0x1000,
-                                                  .ops = &dev_ops,
-                                                  .opaque = &e },
+                      &(struct ms_region_config){.kind = MS_REGION_IO,
+                                                 .name = "dev",
+                                                 .size = 0x1000,
+                                                 .ops = &dev_ops,
+                                                 .opaque = &e},
                       &dev));
     KG_LOAD(ms_region_host(rom), mmio_loop);
     TRY(ms_region_add(root, KG_ROM_GPA, rom));
@@ -443,16 +445,19 @@ static double raw_loop(uint64_t want)
     }
     KG_LOAD(rom, mmio_loop);
     struct kvm_userspace_memory_region slot = {
-        .slot = 0, .flags = KVM_MEM_READONLY, .guest_phys_addr = KG_ROM_GPA,
-        .memory_size = KG_ROM_SIZE, .userspace_addr = (uintptr_t)rom,
+        .slot = 0,
+        .flags = KVM_MEM_READONLY,
+        .guest_phys_addr = KG_ROM_GPA,
+        .memory_size = KG_ROM_SIZE,
+        .userspace_addr = (uintptr_t)rom,
     };
     int cpu = ioctl(vm, KVM_CREATE_VCPU, 0UL);
     int size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0UL);
     struct kvm_run *run = NULL;
     if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0 || cpu < 0 ||
         size <= 0 ||
-        (run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    cpu, 0)) == MAP_FAILED) {
+        (run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, cpu,
+                    0)) == MAP_FAILED) {
         close(vm);
         close(kvm);
         return 0;
@@ -503,18 +508,18 @@ static double routing_cost(void)
     ms_system *sys;
     TRY(ms_system_new(NULL, &sys));
     ms_region *root, *dev;
-    struct exits e = { .want = UINT64_MAX };
+    struct exits e = {.want = UINT64_MAX};
     TRY(ms_region_new(sys,
-                      &(struct ms_region_config){
-                          .kind = MS_REGION_CONTAINER, .name = "system",
-                          .size = MS_SIZE_FULL },
+                      &(struct ms_region_config){.kind = MS_REGION_CONTAINER,
+                                                 .name = "system",
+                                                 .size = MS_SIZE_FULL},
                       &root));
     TRY(ms_region_new(sys,
-                      &(struct ms_region_config){ .kind = MS_REGION_IO,
-                                                  .name = "dev",
-                                                  .size = 0x1000,
-                                                  .ops = &dev_ops,
-                                                  .opaque = &e },
+                      &(struct ms_region_config){.kind = MS_REGION_IO,
+                                                 .name = "dev",
+                                                 .size = 0x1000,
+                                                 .ops = &dev_ops,
+                                                 .opaque = &e},
                       &dev));
     TRY(ms_region_add(root, 0xd0000, dev));
     ms_as *mem;
@@ -543,11 +548,12 @@ int main(int argc, char **argv)
     struct kvm_model m;
     kvm_model_init(&m, 509, 4096);
     m.log_dirty_calls = false;
-    struct ms_kvm_config fake = { .ops = &kvm_model_ops, .ops_opaque = &m,
-                                  .host_page_size = 4096,
-                                  .pause = kvm_model_pause,
-                                  .resume = kvm_model_resume,
-                                  .pause_opaque = &m };
+    struct ms_kvm_config fake = {.ops = &kvm_model_ops,
+                                 .ops_opaque = &m,
+                                 .host_page_size = 4096,
+                                 .pause = kvm_model_pause,
+                                 .resume = kvm_model_resume,
+                                 .pause_opaque = &m};
     topology("fake ioctl seam (kernel-rules model), 512 MiB PC", &fake, &m);
     kvm_model_free(&m);
 
@@ -563,7 +569,7 @@ int main(int argc, char **argv)
         return 0;
     }
     close(fd);
-    struct ms_kvm_config real = { 0 };
+    struct ms_kvm_config real = {0};
     topology("real KVM, 512 MiB PC", &real, NULL);
 
     printf("\nexit round trip: guest MMIO read -> userspace -> guest (%" PRIu64

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct pc_src src = { .data = data, .len = size };
+    struct pc_src src = {.data = data, .len = size};
     if (pc_run(&src, 1000, 1) != 0) {
         abort();
     }

@@ -61,33 +61,36 @@ void kb_build(struct kvm_board *b, ms_system *sys, uint64_t ram_size)
     if (ms_txn_begin(sys)) {
         exit(1);
     }
-    b->system = mk(sys, (struct ms_region_config){
-                            .kind = MS_REGION_CONTAINER, .name = "system",
-                            .size = MS_SIZE_FULL });
-    b->pci = mk(sys, (struct ms_region_config){
-                         .kind = MS_REGION_CONTAINER, .name = "pci",
-                         .size = MS_SIZE_FULL });
-    b->ram = mk(sys, (struct ms_region_config){
-                         .kind = MS_REGION_RAM, .name = "pc.ram",
-                         .size = ram_size });
-    b->rom = mk(sys, (struct ms_region_config){
-                         .kind = MS_REGION_ROM, .name = "pc.rom",
-                         .size = 0x20000 });
-    b->bios = mk(sys, (struct ms_region_config){
-                          .kind = MS_REGION_ROM, .name = "pc.bios",
-                          .size = 0x40000 });
-    b->vga = mk(sys, (struct ms_region_config){
-                         .kind = MS_REGION_IO, .name = "vga-lowmem",
-                         .size = 0x20000, .ops = &vga_ops });
-    ms_region *below = mk(sys, (struct ms_region_config){
-                                   .kind = MS_REGION_ALIAS,
-                                   .name = "ram-below-4g",
-                                   .size = ram_size,
-                                   .alias_target = b->ram });
-    ms_region *isa = mk(sys, (struct ms_region_config){
-                                 .kind = MS_REGION_ALIAS, .name = "isa-bios",
-                                 .size = 0x20000, .alias_target = b->bios,
-                                 .alias_offset = 0x20000, .readonly = true });
+    b->system = mk(sys, (struct ms_region_config){.kind = MS_REGION_CONTAINER,
+                                                  .name = "system",
+                                                  .size = MS_SIZE_FULL});
+    b->pci = mk(sys, (struct ms_region_config){.kind = MS_REGION_CONTAINER,
+                                               .name = "pci",
+                                               .size = MS_SIZE_FULL});
+    b->ram =
+        mk(sys, (struct ms_region_config){
+                    .kind = MS_REGION_RAM, .name = "pc.ram", .size = ram_size});
+    b->rom =
+        mk(sys, (struct ms_region_config){
+                    .kind = MS_REGION_ROM, .name = "pc.rom", .size = 0x20000});
+    b->bios =
+        mk(sys, (struct ms_region_config){
+                    .kind = MS_REGION_ROM, .name = "pc.bios", .size = 0x40000});
+    b->vga = mk(sys, (struct ms_region_config){.kind = MS_REGION_IO,
+                                               .name = "vga-lowmem",
+                                               .size = 0x20000,
+                                               .ops = &vga_ops});
+    ms_region *below =
+        mk(sys, (struct ms_region_config){.kind = MS_REGION_ALIAS,
+                                          .name = "ram-below-4g",
+                                          .size = ram_size,
+                                          .alias_target = b->ram});
+    ms_region *isa = mk(sys, (struct ms_region_config){.kind = MS_REGION_ALIAS,
+                                                       .name = "isa-bios",
+                                                       .size = 0x20000,
+                                                       .alias_target = b->bios,
+                                                       .alias_offset = 0x20000,
+                                                       .readonly = true});
     add(b->system, 0, below, 0);
     add(b->system, 0, b->pci, -1);
     add(b->pci, 0xc0000, b->rom, 1);
@@ -96,23 +99,23 @@ void kb_build(struct kvm_board *b, ms_system *sys, uint64_t ram_size)
     add(b->system, 0xa0000, b->vga, 1);
     ms_region_unref(below);
     ms_region_unref(isa);
-    static const char *names[3] = { "pam-pci", "pam-rom", "pam-ram" };
+    static const char *names[3] = {"pam-pci", "pam-rom", "pam-ram"};
     for (unsigned i = 0; i < KB_PAM_SEGMENTS; i++) {
         uint64_t start = kb_pam_start(i), size = kb_pam_size(i);
         for (unsigned k = 0; k < 3; k++) {
-            b->pam[i][k] =
-                mk(sys, (struct ms_region_config){
-                            .kind = MS_REGION_ALIAS, .name = names[k],
-                            .size = size,
-                            .alias_target = k == 0 ? b->pci : b->ram,
-                            .alias_offset = start, .readonly = k == 1,
-                            .disabled = k != 0 });
+            b->pam[i][k] = mk(sys, (struct ms_region_config){
+                                       .kind = MS_REGION_ALIAS,
+                                       .name = names[k],
+                                       .size = size,
+                                       .alias_target = k == 0 ? b->pci : b->ram,
+                                       .alias_offset = start,
+                                       .readonly = k == 1,
+                                       .disabled = k != 0});
             add(b->system, start, b->pam[i][k], 1);
         }
         b->mode[i] = 0;
     }
-    if (ms_as_new(sys, b->system, "memory", &b->mem) ||
-        ms_txn_commit(sys)) {
+    if (ms_as_new(sys, b->system, "memory", &b->mem) || ms_txn_commit(sys)) {
         exit(1);
     }
 }

@@ -13,7 +13,7 @@
 #define KG_ROM_GPA UINT64_C(0xfffff000)
 #define KG_ROM_SIZE 0x1000u
 
-#define KG_DECLARE(name)                                                     \
+#define KG_DECLARE(name)                                                       \
     extern const uint8_t kg_##name##_start[], kg_##name##_end[]
 
 KG_DECLARE(basic);
@@ -28,8 +28,7 @@ KG_DECLARE(mmio_loop);
  * Copy a program to ROM offset 0 (@rom: the ROM's host memory, 4 KiB) and
  * put "jmp near 0xf000" at the reset vector (offset 0xff0, IP 0xfff0).
  */
-static inline void kg_load(void *rom, const uint8_t *start,
-                           const uint8_t *end)
+static inline void kg_load(void *rom, const uint8_t *start, const uint8_t *end)
 {
     uint8_t *p = rom;
     memset(p, 0xf4, KG_ROM_SIZE); /* hlt everywhere else */

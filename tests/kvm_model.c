@@ -117,10 +117,11 @@ static void host_name(const struct kvm_model *m, uint64_t host, char *out,
 static void result(struct kvm_model *m, int rc)
 {
     if (rc < 0) {
-        logf_(m, " -> -%s\n", rc == -EINVAL   ? "EINVAL"
-                              : rc == -EEXIST ? "EEXIST"
-                              : rc == -ENOENT ? "ENOENT"
-                                              : "ERR");
+        logf_(m, " -> -%s\n",
+              rc == -EINVAL   ? "EINVAL"
+              : rc == -EEXIST ? "EEXIST"
+              : rc == -ENOENT ? "ENOENT"
+                              : "ERR");
     } else {
         logf_(m, "\n");
     }
@@ -199,8 +200,8 @@ int kvm_model_set_memslot(struct kvm_model *m, const struct ms_kvm_memslot *r)
     m->nr_set_calls++;
     int rc = 0;
     uint32_t valid = MEM_LOG | (m->caps.readonly_mem ? MEM_RO : 0);
-    struct kvm_model_slot *old = id < m->caps.nr_memslots ? &m->slots[id]
-                                                          : NULL;
+    struct kvm_model_slot *old =
+        id < m->caps.nr_memslots ? &m->slots[id] : NULL;
     if (m->fail_set_at && m->nr_set_calls == m->fail_set_at) {
         rc = m->fail_errno ? -m->fail_errno : -ENOMEM;
     } else if (r->flags & ~valid) {
@@ -279,8 +280,8 @@ int kvm_model_get_dirty_log(struct kvm_model *m, uint32_t slot,
         logf_(m, "get_dirty_log %u", slot);
     }
     int rc = 0;
-    struct kvm_model_slot *s = slot < m->caps.nr_memslots ? &m->slots[slot]
-                                                          : NULL;
+    struct kvm_model_slot *s =
+        slot < m->caps.nr_memslots ? &m->slots[slot] : NULL;
     if (!s) {
         rc = -EINVAL;
     } else if (!s->used || !s->dirty) {
@@ -307,8 +308,8 @@ int kvm_model_clear_dirty_log(struct kvm_model *m, uint32_t slot,
               first_page, num_pages);
     }
     int rc = 0;
-    struct kvm_model_slot *s = slot < m->caps.nr_memslots ? &m->slots[slot]
-                                                          : NULL;
+    struct kvm_model_slot *s =
+        slot < m->caps.nr_memslots ? &m->slots[slot] : NULL;
     uint64_t npages = s ? s->size / m->page : 0;
     if (!s || (first_page & 63)) {
         rc = -EINVAL;
@@ -343,8 +344,8 @@ static bool ioev_collides(const struct ms_kvm_ioeventfd *a,
 int kvm_model_ioeventfd(struct kvm_model *m, const struct ms_kvm_ioeventfd *e)
 {
     logf_(m, "ioeventfd %s %s 0x%" PRIx64 " len=%u fd=%d",
-          e->deassign ? "deassign" : "assign", e->pio ? "pio" : "mmio",
-          e->addr, e->len, e->fd);
+          e->deassign ? "deassign" : "assign", e->pio ? "pio" : "mmio", e->addr,
+          e->len, e->fd);
     if (e->datamatch) {
         logf_(m, " data=0x%" PRIx64, e->data);
     }
@@ -431,9 +432,8 @@ static int op_get_dirty_log(void *opaque, uint32_t slot, uint64_t *bitmap)
     return kvm_model_get_dirty_log(opaque, slot, bitmap);
 }
 
-static int op_clear_dirty_log(void *opaque, uint32_t slot,
-                              uint64_t first_page, uint32_t num_pages,
-                              const uint64_t *bitmap)
+static int op_clear_dirty_log(void *opaque, uint32_t slot, uint64_t first_page,
+                              uint32_t num_pages, const uint64_t *bitmap)
 {
     return kvm_model_clear_dirty_log(opaque, slot, first_page, num_pages,
                                      bitmap);

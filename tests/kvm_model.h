@@ -69,9 +69,11 @@ struct kvm_model {
     bool paused;
     unsigned pauses;
     /* Watched host-less ranges: must stay mapped while not paused. */
-    struct { uint64_t gpa, last; } watch[16];
+    struct {
+        uint64_t gpa, last;
+    } watch[16];
     unsigned nr_watch;
-    unsigned holes;        /* watched page unmapped while running */
+    unsigned holes; /* watched page unmapped while running */
 
     struct kvm_model_name names[32];
     unsigned nr_names;
@@ -85,8 +87,7 @@ void kvm_model_name(struct kvm_model *m, const void *host, uint64_t size,
                     const char *name);
 
 /* The kernel rules; 0 or a negative errno. */
-int kvm_model_set_memslot(struct kvm_model *m,
-                          const struct ms_kvm_memslot *s);
+int kvm_model_set_memslot(struct kvm_model *m, const struct ms_kvm_memslot *s);
 int kvm_model_get_dirty_log(struct kvm_model *m, uint32_t slot,
                             uint64_t *bitmap);
 int kvm_model_clear_dirty_log(struct kvm_model *m, uint32_t slot,

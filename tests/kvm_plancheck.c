@@ -43,8 +43,7 @@ static const struct ms__kvm_piece *want_at(const struct ms__kvm_piece *w,
 
 /* Reference "keepable": page by page, without the planner's extents. */
 static bool ref_keepable(const struct ms__kvm_slot *s,
-                         const struct ms__kvm_piece *w, size_t n,
-                         uint64_t page)
+                         const struct ms__kvm_piece *w, size_t n, uint64_t page)
 {
     uint32_t flags = 0;
     for (uint64_t off = 0; off < s->size; off += page) {
@@ -67,8 +66,7 @@ static bool ref_keepable(const struct ms__kvm_slot *s,
 static bool slots_overlap(const struct ms__kvm_slot *a,
                           const struct ms__kvm_slot *b)
 {
-    return a->gpa <= b->gpa + (b->size - 1) &&
-           b->gpa <= a->gpa + (a->size - 1);
+    return a->gpa <= b->gpa + (b->size - 1) && b->gpa <= a->gpa + (a->size - 1);
 }
 
 static void dump(const struct ms__kvm_slot *old, size_t nr_old,
@@ -79,22 +77,27 @@ static void dump(const struct ms__kvm_slot *old, size_t nr_old,
     fprintf(stderr, "  limit %u, max size 0x%" PRIx64 "\n", o->max_slots,
             o->max_slot_size);
     for (size_t i = 0; i < nr_old; i++) {
-        fprintf(stderr, "  old %u: 0x%" PRIx64 "+0x%" PRIx64 " key %lu @0x%"
-                PRIx64 " flags %u\n", old[i].id, old[i].gpa, old[i].size,
-                (unsigned long)old[i].key, old[i].offset, old[i].flags);
+        fprintf(stderr,
+                "  old %u: 0x%" PRIx64 "+0x%" PRIx64 " key %lu @0x%" PRIx64
+                " flags %u\n",
+                old[i].id, old[i].gpa, old[i].size, (unsigned long)old[i].key,
+                old[i].offset, old[i].flags);
     }
     for (size_t i = 0; i < nr_want; i++) {
-        fprintf(stderr, "  want 0x%" PRIx64 "+0x%" PRIx64 " key %lu @0x%"
-                PRIx64 " flags %u\n", want[i].gpa, want[i].size,
-                (unsigned long)want[i].key, want[i].offset, want[i].flags);
+        fprintf(stderr,
+                "  want 0x%" PRIx64 "+0x%" PRIx64 " key %lu @0x%" PRIx64
+                " flags %u\n",
+                want[i].gpa, want[i].size, (unsigned long)want[i].key,
+                want[i].offset, want[i].flags);
     }
-    fprintf(stderr, "  plan: pause %d compacted %zu unplaced %zu\n",
-            pl->pause, pl->nr_compacted, pl->nr_unplaced);
+    fprintf(stderr, "  plan: pause %d compacted %zu unplaced %zu\n", pl->pause,
+            pl->nr_compacted, pl->nr_unplaced);
     for (size_t i = 0; i < pl->nr_ops; i++) {
         const struct ms__kvm_op *op = &pl->ops[i];
-        fprintf(stderr, "  op %d id %u: 0x%" PRIx64 "+0x%" PRIx64
-                " key %lu flags %u\n", op->kind, op->slot.id, op->slot.gpa,
-                op->slot.size, (unsigned long)op->slot.key, op->slot.flags);
+        fprintf(stderr,
+                "  op %d id %u: 0x%" PRIx64 "+0x%" PRIx64 " key %lu flags %u\n",
+                op->kind, op->slot.id, op->slot.gpa, op->slot.size,
+                (unsigned long)op->slot.key, op->slot.flags);
     }
 }
 
@@ -115,11 +118,10 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
     kvm_model_init(&m, nids, ps);
     m.log_dirty_calls = false;
     for (size_t i = 0; i < nr_old; i++) {
-        struct ms_kvm_memslot r = { old[i].id, old[i].flags, old[i].gpa,
-                                    old[i].size, old[i].host };
+        struct ms_kvm_memslot r = {old[i].id, old[i].flags, old[i].gpa,
+                                   old[i].size, old[i].host};
         if (kvm_model_set_memslot(&m, &r) != 0) {
-            bad += violation(verbose, "bad test input: old slot %u",
-                             old[i].id);
+            bad += violation(verbose, "bad test input: old slot %u", old[i].id);
         }
     }
 
@@ -132,8 +134,8 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
         uint64_t gpa = pg * ps;
         const struct kvm_model_slot *s = kvm_model_lookup(&m, gpa);
         const struct ms__kvm_piece *p = want_at(want, nr_want, gpa);
-        stay[pg] = s && p && s->host + (gpa - s->gpa) ==
-                                 p->host + (gpa - p->gpa) &&
+        stay[pg] = s && p &&
+                   s->host + (gpa - s->gpa) == p->host + (gpa - p->gpa) &&
                    !((s->flags ^ p->flags) & MS__KVM_RO);
     }
 
@@ -157,8 +159,8 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
         if (op->kind == MS__KVM_OP_CREATE) {
             const struct ms__kvm_piece *p =
                 want_at(want, nr_want, op->slot.gpa);
-            if (!p || op->slot.gpa + (op->slot.size - 1) >
-                          p->gpa + (p->size - 1)) {
+            if (!p ||
+                op->slot.gpa + (op->slot.size - 1) > p->gpa + (p->size - 1)) {
                 bad += violation(verbose,
                                  "creation at 0x%" PRIx64 " leaves its piece",
                                  op->slot.gpa);
@@ -259,8 +261,9 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
         };
         int rc = kvm_model_set_memslot(&m, &r);
         if (rc != 0) {
-            bad += violation(verbose, "kernel refused op %zu (kind %d, slot "
-                                      "%u, gpa 0x%" PRIx64 "): %d",
+            bad += violation(verbose,
+                             "kernel refused op %zu (kind %d, slot "
+                             "%u, gpa 0x%" PRIx64 "): %d",
                              i, op->kind, op->slot.id, op->slot.gpa, rc);
         }
         for (uint64_t pg = 0; pg < pages && !pl->pause; pg++) {
@@ -270,8 +273,7 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
         }
     }
     if (holes && !pl->nr_unplaced) {
-        bad += violation(verbose, "%u transient holes without a pause",
-                         holes);
+        bad += violation(verbose, "%u transient holes without a pause", holes);
     }
 
     /* 3. Final mapping. */
@@ -281,22 +283,22 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
         const struct ms__kvm_piece *p = want_at(want, nr_want, gpa);
         if (!p) {
             if (s) {
-                bad += violation(verbose, "page 0x%" PRIx64 " stays mapped",
-                                 gpa);
+                bad +=
+                    violation(verbose, "page 0x%" PRIx64 " stays mapped", gpa);
             }
             continue;
         }
         if (!s) {
             if (!pl->nr_unplaced) {
-                bad += violation(verbose, "page 0x%" PRIx64 " not mapped",
-                                 gpa);
+                bad += violation(verbose, "page 0x%" PRIx64 " not mapped", gpa);
             }
             continue;
         }
         if (s->host + (gpa - s->gpa) != p->host + (gpa - p->gpa) ||
             s->flags != p->flags) {
-            bad += violation(verbose, "page 0x%" PRIx64 " maps the wrong "
-                                      "memory or flags",
+            bad += violation(verbose,
+                             "page 0x%" PRIx64 " maps the wrong "
+                             "memory or flags",
                              gpa);
         }
     }
@@ -312,8 +314,12 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
             }
             const struct ms__kvm_piece *p = want_at(want, nr_want, s->gpa);
             now[n++] = (struct ms__kvm_slot){
-                .id = i, .flags = s->flags, .gpa = s->gpa, .size = s->size,
-                .host = s->host, .key = p ? p->key : 0,
+                .id = i,
+                .flags = s->flags,
+                .gpa = s->gpa,
+                .size = s->size,
+                .host = s->host,
+                .key = p ? p->key : 0,
                 .offset = p ? p->offset + (s->gpa - p->gpa) : 0,
             };
         }
@@ -322,8 +328,9 @@ unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
             bad += violation(verbose, "re-planning failed");
         } else {
             if (again.nr_ops) {
-                bad += violation(verbose, "re-planning is not a no-op (%zu "
-                                          "ops)",
+                bad += violation(verbose,
+                                 "re-planning is not a no-op (%zu "
+                                 "ops)",
                                  again.nr_ops);
             }
             ms__kvm_plan_free(&again);
@@ -424,8 +431,8 @@ static size_t pieces_of(const struct world *w, struct ms__kvm_piece *out)
             .host = k * BLOCK_SPAN + (uint64_t)w->boff[g] * PC_PAGE,
             .key = k,
             .offset = (uint64_t)w->boff[g] * PC_PAGE,
-            .flags = (w->ro[k] ? MS__KVM_RO : 0u) |
-                     (w->log[k] ? MS__KVM_LOG : 0u),
+            .flags =
+                (w->ro[k] ? MS__KVM_RO : 0u) | (w->log[k] ? MS__KVM_LOG : 0u),
         };
         g = e;
     }
@@ -458,8 +465,8 @@ static size_t apply(struct ms__kvm_slot *slots, size_t n,
 
 unsigned pc_run(struct pc_src *src, unsigned max_steps, int verbose)
 {
-    static const uint32_t limits[] = { 3, 4, 6, 64 };
-    static const uint64_t maxes[] = { 0, 0, 4, 16 };
+    static const uint32_t limits[] = {3, 4, 6, 64};
+    static const uint64_t maxes[] = {0, 0, 4, 16};
     uint8_t cfg = next_byte(src);
     struct ms__kvm_plan_opts o = {
         .page_size = PC_PAGE,
@@ -481,8 +488,8 @@ unsigned pc_run(struct pc_src *src, unsigned max_steps, int verbose)
             bad += violation(verbose, "step %u: plan failed (%d)", step, err);
             break;
         }
-        unsigned b = pc_check(slots, nslots, want, nw, &o, &pl, PC_PAGES,
-                              verbose);
+        unsigned b =
+            pc_check(slots, nslots, want, nw, &o, &pl, PC_PAGES, verbose);
         if (b && verbose) {
             fprintf(stderr, "plancheck: ... at step %u\n", step);
         }

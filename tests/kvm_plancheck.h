@@ -54,7 +54,6 @@ unsigned pc_run(struct pc_src *src, unsigned max_steps, int verbose);
 unsigned pc_check(const struct ms__kvm_slot *old, size_t nr_old,
                   const struct ms__kvm_piece *want, size_t nr_want,
                   const struct ms__kvm_plan_opts *o,
-                  const struct ms__kvm_plan *pl, uint64_t pages,
-                  int verbose);
+                  const struct ms__kvm_plan *pl, uint64_t pages, int verbose);
 
 #endif

@@ -42,7 +42,7 @@ static void fx_init_cfg(struct fx *f, uint32_t nr_slots,
                         struct ms_kvm_config cfg)
 {
     memset(f, 0, sizeof(*f));
-    struct ms_system_config sc = { .log = log_all };
+    struct ms_system_config sc = {.log = log_all};
     REQUIRE(ms_system_new(&sc, &f->sys) == 0);
     f->system = tu_container(f->sys, "system", MS_SIZE_FULL);
     f->io_root = tu_container(f->sys, "io", 0x10000);
@@ -60,7 +60,7 @@ static void fx_init_cfg(struct fx *f, uint32_t nr_slots,
 
 static void fx_init(struct fx *f)
 {
-    fx_init_cfg(f, 32, (struct ms_kvm_config){ 0 });
+    fx_init_cfg(f, 32, (struct ms_kvm_config){0});
 }
 
 static void fx_attach(struct fx *f)
@@ -209,17 +209,17 @@ static void test_kinds_and_alignment(void)
     ms_region *rom = tu_rom(f.sys, "rom", 2 * PG);
     kvm_model_name(&f.m, ms_region_host(rom), 2 * PG, "rom");
     CHECK_OK(ms_region_add(f.system, 0x10000, rom));
-    CHECK_STR(take(&f),
-              "set 0 gpa=0x10000 size=0x2000 flags=2 host=rom+0x0\n");
+    CHECK_STR(take(&f), "set 0 gpa=0x10000 size=0x2000 flags=2 host=rom+0x0\n");
 
     /* A ROM device: read-only slot in ROMD mode, none out of it. */
     ms_region *romd = NULL;
-    CHECK_OK(ms_region_new(f.sys,
-                           &(struct ms_region_config){
-                               .kind = MS_REGION_ROM_DEVICE,
-                               .name = "flash", .size = PG,
-                               .ops = &tu_dummy_ops },
-                           &romd));
+    CHECK_OK(
+        ms_region_new(f.sys,
+                      &(struct ms_region_config){.kind = MS_REGION_ROM_DEVICE,
+                                                 .name = "flash",
+                                                 .size = PG,
+                                                 .ops = &tu_dummy_ops},
+                      &romd));
     kvm_model_name(&f.m, ms_region_host(romd), PG, "flash");
     CHECK_OK(ms_region_add(f.system, 0x20000, romd));
     CHECK_STR(take(&f),
@@ -272,17 +272,18 @@ static void test_kinds_and_alignment(void)
 
     /* Without KVM_CAP_READONLY_MEM: ROM gets a writable slot, a ROM device
      * none (its writes must trap). */
-    fx_init_cfg(&f, 32, (struct ms_kvm_config){ .no_readonly_mem = true });
+    fx_init_cfg(&f, 32, (struct ms_kvm_config){.no_readonly_mem = true});
     fx_attach(&f);
     rom = tu_rom(f.sys, "rom", PG);
     kvm_model_name(&f.m, ms_region_host(rom), PG, "rom");
     CHECK_OK(ms_region_add(f.system, 0, rom));
-    CHECK_OK(ms_region_new(f.sys,
-                           &(struct ms_region_config){
-                               .kind = MS_REGION_ROM_DEVICE,
-                               .name = "flash", .size = PG,
-                               .ops = &tu_dummy_ops },
-                           &romd));
+    CHECK_OK(
+        ms_region_new(f.sys,
+                      &(struct ms_region_config){.kind = MS_REGION_ROM_DEVICE,
+                                                 .name = "flash",
+                                                 .size = PG,
+                                                 .ops = &tu_dummy_ops},
+                      &romd));
     CHECK_OK(ms_region_add(f.system, 0x1000, romd));
     CHECK_STR(take(&f), "set 0 gpa=0x0 size=0x1000 flags=0 host=rom+0x0\n");
     ms_region_unref(rom);
@@ -290,7 +291,7 @@ static void test_kinds_and_alignment(void)
     fx_fini(&f);
 
     /* max_slot_size: several slots, all deleted on removal. */
-    fx_init_cfg(&f, 32, (struct ms_kvm_config){ .max_slot_size = 4 * PG });
+    fx_init_cfg(&f, 32, (struct ms_kvm_config){.max_slot_size = 4 * PG});
     fx_attach(&f);
     r = ram(&f, "big", 10 * PG);
     CHECK_OK(ms_region_add(f.system, 0, r));
@@ -313,8 +314,8 @@ static void test_limit(void)
     fx_init(&f);
     f.m.caps.nr_memslots = 4; /* what the "kernel" reports */
     ms_kvm_free(f.kvm);
-    struct ms_kvm_config cfg = { .ops = &kvm_model_ops, .ops_opaque = &f.m,
-                                 .host_page_size = PG };
+    struct ms_kvm_config cfg = {
+        .ops = &kvm_model_ops, .ops_opaque = &f.m, .host_page_size = PG};
     REQUIRE(ms_kvm_new(f.sys, &cfg, &f.kvm) == 0);
     struct ms_kvm_caps caps;
     CHECK_OK(ms_kvm_get_caps(f.kvm, &caps));
@@ -413,8 +414,8 @@ static void test_dirty(void)
     fx_init(&f);
     f.m.caps.manual_dirty_log = true;
     ms_kvm_free(f.kvm);
-    struct ms_kvm_config cfg = { .ops = &kvm_model_ops, .ops_opaque = &f.m,
-                                 .host_page_size = PG };
+    struct ms_kvm_config cfg = {
+        .ops = &kvm_model_ops, .ops_opaque = &f.m, .host_page_size = PG};
     REQUIRE(ms_kvm_new(f.sys, &cfg, &f.kvm) == 0);
     fx_attach(&f);
     ms_region *r = ram(&f, "vram", 16 * PG);
@@ -480,16 +481,13 @@ static void test_dirty(void)
     CHECK_EQ(kvm_model_guest_write(&f.m, 0x400000 + 195 * PG), 0);
     CHECK_OK(ms_dirty_sync(f.sys, NULL));
     take(&f);
-    CHECK_EQ(ms_region_test_and_clear_dirty(big, 70 * PG, PG, MS_DIRTY_VGA),
-             1);
+    CHECK_EQ(ms_region_test_and_clear_dirty(big, 70 * PG, PG, MS_DIRTY_VGA), 1);
     CHECK_STR(take(&f), "clear_dirty_log 2 first=64 num=64\n");
-    CHECK_EQ(ms_region_test_and_clear_dirty(big, 195 * PG, PG,
-                                            MS_DIRTY_VGA),
+    CHECK_EQ(ms_region_test_and_clear_dirty(big, 195 * PG, PG, MS_DIRTY_VGA),
              1);
     CHECK_STR(take(&f), "clear_dirty_log 2 first=192 num=8\n");
     /* Nothing cached there any more: no ioctl. */
-    CHECK_EQ(ms_region_test_and_clear_dirty(big, 195 * PG, PG,
-                                            MS_DIRTY_VGA),
+    CHECK_EQ(ms_region_test_and_clear_dirty(big, 195 * PG, PG, MS_DIRTY_VGA),
              0);
     CHECK_STR(take(&f), "");
     CHECK_EQ(f.m.slots[2].dirty[1], 0);
@@ -542,8 +540,7 @@ static void test_ioeventfds(void)
     /* Deassigned on removal. */
     CHECK_OK(ms_region_del_eventfd(dev, 0x10, 4, true, 0x42, e1));
     snprintf(want, sizeof(want),
-             "ioeventfd deassign mmio 0xfe000010 len=4 fd=%d data=0x42\n",
-             e1);
+             "ioeventfd deassign mmio 0xfe000010 len=4 fd=%d data=0x42\n", e1);
     CHECK_STR(take(&f), want);
     /* The region moves: deassigned at the old address, assigned anew. */
     CHECK_OK(ms_region_set_address(dev, 0xfe100000));
@@ -562,8 +559,7 @@ static void test_ioeventfds(void)
     CHECK_OK(ms_region_add_eventfd(split, 0x7fe, 8, true, 0x1122, e1));
     CHECK_EQ(ms_as_nr_eventfds(f.mem), 3);
     snprintf(want, sizeof(want),
-             "ioeventfd assign mmio 0xfd0007fe len=8 fd=%d data=0x1122\n",
-             e1);
+             "ioeventfd assign mmio 0xfd0007fe len=8 fd=%d data=0x1122\n", e1);
     CHECK_STR(take(&f), want);
     CHECK_OK(ms_region_del_eventfd(split, 0x7fe, 8, true, 0x1122, e1));
     snprintf(want, sizeof(want),
@@ -582,8 +578,8 @@ static void test_ioeventfds(void)
     fx_init(&f);
     f.m.caps.ioeventfd = false;
     ms_kvm_free(f.kvm);
-    struct ms_kvm_config cfg = { .ops = &kvm_model_ops, .ops_opaque = &f.m,
-                                 .host_page_size = PG };
+    struct ms_kvm_config cfg = {
+        .ops = &kvm_model_ops, .ops_opaque = &f.m, .host_page_size = PG};
     REQUIRE(ms_kvm_new(f.sys, &cfg, &f.kvm) == 0);
     fx_attach(&f);
     e1 = eventfd(0, EFD_CLOEXEC);
@@ -603,7 +599,7 @@ static void test_pam_board(void)
 {
     /* A 512 MiB PC: the board QEMU 7.2 boots SeaBIOS on. */
     ms_system *sys;
-    struct ms_system_config sc = { .log = tu_log };
+    struct ms_system_config sc = {.log = tu_log};
     REQUIRE(ms_system_new(&sc, &sys) == 0);
     struct kvm_board b;
     kb_build(&b, sys, 512u << 20);
@@ -613,8 +609,11 @@ static void test_pam_board(void)
     kvm_model_name(&m, ms_region_host(b.rom), 0x20000, "pc.rom");
     kvm_model_name(&m, ms_region_host(b.bios), 0x40000, "pc.bios");
     struct ms_kvm_config cfg = {
-        .ops = &kvm_model_ops, .ops_opaque = &m, .host_page_size = PG,
-        .pause = kvm_model_pause, .resume = kvm_model_resume,
+        .ops = &kvm_model_ops,
+        .ops_opaque = &m,
+        .host_page_size = PG,
+        .pause = kvm_model_pause,
+        .resume = kvm_model_resume,
         .pause_opaque = &m,
     };
     ms_kvm *kvm;
@@ -727,7 +726,7 @@ static void test_config(void)
     struct kvm_model m;
     kvm_model_init(&m, 8, PG);
     ms_kvm *kvm = NULL;
-    struct ms_kvm_config c = { .ops = &kvm_model_ops, .ops_opaque = &m };
+    struct ms_kvm_config c = {.ops = &kvm_model_ops, .ops_opaque = &m};
     CHECK_ERR(ms_kvm_new(NULL, &c, &kvm), EINVAL);
     CHECK_ERR(ms_kvm_new(sys, &c, NULL), EINVAL);
     c.host_page_size = 3000;

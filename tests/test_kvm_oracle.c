@@ -17,8 +17,7 @@
 #include "kvm_model.h"
 #include "testutil.h"
 
-static const char *const configs[] = { "pc-kvm", "pc-boot-kvm",
-                                       "q35-kvm-4G" };
+static const char *const configs[] = {"pc-kvm", "pc-boot-kvm", "q35-kvm-4G"};
 
 static ms_as *find_as(const ms_topology *t, const ms_topology_map *map,
                       const char *name)
@@ -46,8 +45,8 @@ static int run(const char *dir)
     ms_topology *t = NULL;
     struct ms_topology_error err;
     int ok = 0;
-    if (ms_topology_import_mtree(tree, strlen(tree), tp, flat, strlen(flat),
-                                 fp, &err, &t) != 0) {
+    if (ms_topology_import_mtree(tree, strlen(tree), tp, flat, strlen(flat), fp,
+                                 &err, &t) != 0) {
         fprintf(stderr, "%s: import failed\n", dir);
         goto out;
     }
@@ -61,8 +60,8 @@ static int run(const char *dir)
         ms_as *io = find_as(t, map, "I/O");
         struct kvm_model m;
         kvm_model_init(&m, 32764, 4096);
-        struct ms_kvm_config cfg = { .ops = &kvm_model_ops, .ops_opaque = &m,
-                                     .host_page_size = 4096 };
+        struct ms_kvm_config cfg = {
+            .ops = &kvm_model_ops, .ops_opaque = &m, .host_page_size = 4096};
         ms_kvm *kvm = NULL;
         REQUIRE(mem && ms_kvm_new(sys, &cfg, &kvm) == 0);
         CHECK_OK(ms_kvm_attach(kvm, mem, io));

@@ -22,26 +22,32 @@
 
 static struct ms__kvm_plan_opts opts(uint32_t max_slots, uint64_t max_size)
 {
-    return (struct ms__kvm_plan_opts){ .page_size = PG,
-                                       .max_slot_size = max_size,
-                                       .max_slots = max_slots };
+    return (struct ms__kvm_plan_opts){
+        .page_size = PG, .max_slot_size = max_size, .max_slots = max_slots};
 }
 
 /* Block @key's pages [off, off + n) at guest page @g. */
 static struct ms__kvm_piece piece(uint64_t g, uint64_t n, uintptr_t key,
                                   uint64_t off, uint32_t flags)
 {
-    return (struct ms__kvm_piece){ .gpa = g * PG, .size = n * PG,
-                                   .host = key * B1 + off * PG, .key = key,
-                                   .offset = off * PG, .flags = flags };
+    return (struct ms__kvm_piece){.gpa = g * PG,
+                                  .size = n * PG,
+                                  .host = key * B1 + off * PG,
+                                  .key = key,
+                                  .offset = off * PG,
+                                  .flags = flags};
 }
 
 static struct ms__kvm_slot slot(uint32_t id, uint64_t g, uint64_t n,
                                 uintptr_t key, uint64_t off, uint32_t flags)
 {
-    return (struct ms__kvm_slot){ .id = id, .flags = flags, .gpa = g * PG,
-                                  .size = n * PG, .host = key * B1 + off * PG,
-                                  .key = key, .offset = off * PG };
+    return (struct ms__kvm_slot){.id = id,
+                                 .flags = flags,
+                                 .gpa = g * PG,
+                                 .size = n * PG,
+                                 .host = key * B1 + off * PG,
+                                 .key = key,
+                                 .offset = off * PG};
 }
 
 static char text[4096];
@@ -66,14 +72,13 @@ static const char *plan_text(const struct ms__kvm_slot *old, size_t no,
     }
     for (size_t i = 0; i < pl.nr_ops && len < sizeof(text); i++) {
         const struct ms__kvm_op *op = &pl.ops[i];
-        static const char *names[] = { "delete", "flags", "create" };
+        static const char *names[] = {"delete", "flags", "create"};
         len += (size_t)snprintf(text + len, sizeof(text) - len,
                                 "%s %u page %" PRIu64 "+%" PRIu64
                                 " block %u@%" PRIu64 " flags %u\n",
-                                names[op->kind], op->slot.id,
-                                op->slot.gpa / PG, op->slot.size / PG,
-                                (unsigned)op->slot.key, op->slot.offset / PG,
-                                op->slot.flags);
+                                names[op->kind], op->slot.id, op->slot.gpa / PG,
+                                op->slot.size / PG, (unsigned)op->slot.key,
+                                op->slot.offset / PG, op->slot.flags);
     }
     if (pl.nr_unplaced) {
         snprintf(text + len, sizeof(text) - len, "unplaced %zu\n",
@@ -91,10 +96,10 @@ static const char *plan_text(const struct ms__kvm_slot *old, size_t no,
 
 static void test_add_remove(void)
 {
-    struct ms__kvm_piece w[] = { piece(0, 16, 1, 0, 0) };
+    struct ms__kvm_piece w[] = {piece(0, 16, 1, 0, 0)};
     CHECK_STR(plan_text(NULL, 0, w, 1, opts(32, 0), NULL),
               "create 0 page 0+16 block 1@0 flags 0\n");
-    struct ms__kvm_slot s[] = { slot(0, 0, 16, 1, 0, 0) };
+    struct ms__kvm_slot s[] = {slot(0, 0, 16, 1, 0, 0)};
     /* Unchanged: nothing at all. */
     CHECK_STR(plan_text(s, 1, w, 1, opts(32, 0), NULL), "");
     /* Removed: deleted, no pause (that memory does not stay). */
@@ -106,24 +111,22 @@ static void test_split_and_regrow(void)
 {
     /* An MMIO window punched at page 4: the slot must shrink, so the
      * surviving parts go through a hole -> pause. */
-    struct ms__kvm_slot s[] = { slot(0, 0, 16, 1, 0, 0) };
-    struct ms__kvm_piece w[] = { piece(0, 4, 1, 0, 0),
-                                 piece(5, 11, 1, 5, 0) };
+    struct ms__kvm_slot s[] = {slot(0, 0, 16, 1, 0, 0)};
+    struct ms__kvm_piece w[] = {piece(0, 4, 1, 0, 0), piece(5, 11, 1, 5, 0)};
     CHECK_STR(plan_text(s, 1, w, 2, opts(32, 0), NULL),
               "pause\n"
               "delete 0 page 0+16 block 1@0 flags 0\n"
               "create 0 page 0+4 block 1@0 flags 0\n"
               "create 1 page 5+11 block 1@5 flags 0\n");
     /* The window goes away: only the hole is filled, nothing deleted. */
-    struct ms__kvm_slot s2[] = { slot(0, 0, 4, 1, 0, 0),
-                                 slot(1, 5, 11, 1, 5, 0) };
-    struct ms__kvm_piece w2[] = { piece(0, 16, 1, 0, 0) };
+    struct ms__kvm_slot s2[] = {slot(0, 0, 4, 1, 0, 0),
+                                slot(1, 5, 11, 1, 5, 0)};
+    struct ms__kvm_piece w2[] = {piece(0, 16, 1, 0, 0)};
     CHECK_STR(plan_text(s2, 2, w2, 1, opts(32, 0), NULL),
               "create 2 page 4+1 block 1@4 flags 0\n");
     /* Punched again at the same place: a pure deletion, no pause. */
-    struct ms__kvm_slot s3[] = { slot(0, 0, 4, 1, 0, 0),
-                                 slot(1, 5, 11, 1, 5, 0),
-                                 slot(2, 4, 1, 1, 4, 0) };
+    struct ms__kvm_slot s3[] = {slot(0, 0, 4, 1, 0, 0), slot(1, 5, 11, 1, 5, 0),
+                                slot(2, 4, 1, 1, 4, 0)};
     CHECK_STR(plan_text(s3, 3, w, 2, opts(32, 0), NULL),
               "delete 2 page 4+1 block 1@4 flags 0\n");
 }
@@ -133,23 +136,20 @@ static void test_neighbours_never_touch_a_slot(void)
     /* Two pieces of one block that continue each other (PAM segment
      * becoming RAM next to low RAM): the flat view merges them; the slots
      * stay as they are. */
-    struct ms__kvm_slot s[] = { slot(0, 0, 4, 1, 0, 0),
-                                slot(1, 4, 12, 1, 4, 0) };
-    struct ms__kvm_piece merged[] = { piece(0, 16, 1, 0, 0) };
+    struct ms__kvm_slot s[] = {slot(0, 0, 4, 1, 0, 0), slot(1, 4, 12, 1, 4, 0)};
+    struct ms__kvm_piece merged[] = {piece(0, 16, 1, 0, 0)};
     CHECK_STR(plan_text(s, 2, merged, 1, opts(32, 0), NULL), "");
     /* A slot spanning a new cut between pieces of the same memory. */
-    struct ms__kvm_slot big[] = { slot(0, 0, 16, 1, 0, 0) };
-    struct ms__kvm_piece cut[] = { piece(0, 4, 1, 0, 0),
-                                   piece(4, 12, 1, 4, 0) };
+    struct ms__kvm_slot big[] = {slot(0, 0, 16, 1, 0, 0)};
+    struct ms__kvm_piece cut[] = {piece(0, 4, 1, 0, 0), piece(4, 12, 1, 4, 0)};
     CHECK_STR(plan_text(big, 1, cut, 2, opts(32, 0), NULL), "");
     /* A neighbouring segment toggling between ROM and RAM of another
      * block: only that segment's slot changes. */
-    struct ms__kvm_slot pam[] = { slot(0, 0, 4, 1, 0, 0),
-                                  slot(1, 4, 1, 2, 0, RO),
-                                  slot(2, 5, 11, 1, 5, 0) };
-    struct ms__kvm_piece ram[] = { piece(0, 4, 1, 0, 0),
-                                   piece(4, 1, 1, 4, 0),
-                                   piece(5, 11, 1, 5, 0) };
+    struct ms__kvm_slot pam[] = {slot(0, 0, 4, 1, 0, 0),
+                                 slot(1, 4, 1, 2, 0, RO),
+                                 slot(2, 5, 11, 1, 5, 0)};
+    struct ms__kvm_piece ram[] = {piece(0, 4, 1, 0, 0), piece(4, 1, 1, 4, 0),
+                                  piece(5, 11, 1, 5, 0)};
     CHECK_STR(plan_text(pam, 3, ram, 3, opts(32, 0), NULL),
               "pause\n"
               "delete 1 page 4+1 block 2@0 flags 2\n"
@@ -160,19 +160,19 @@ static void test_move(void)
 {
     /* Same memory at another address: the old place is not RAM anymore,
      * so no pause is needed. */
-    struct ms__kvm_slot s[] = { slot(0, 0, 4, 1, 0, 0) };
-    struct ms__kvm_piece w[] = { piece(8, 4, 1, 0, 0) };
+    struct ms__kvm_slot s[] = {slot(0, 0, 4, 1, 0, 0)};
+    struct ms__kvm_piece w[] = {piece(8, 4, 1, 0, 0)};
     CHECK_STR(plan_text(s, 1, w, 1, opts(32, 0), NULL),
               "delete 0 page 0+4 block 1@0 flags 0\n"
               "create 0 page 8+4 block 1@0 flags 0\n");
     /* Overlapping move: pause. */
-    struct ms__kvm_piece w2[] = { piece(2, 4, 1, 0, 0) };
+    struct ms__kvm_piece w2[] = {piece(2, 4, 1, 0, 0)};
     CHECK_STR(plan_text(s, 1, w2, 1, opts(32, 0), NULL),
               "pause\n"
               "delete 0 page 0+4 block 1@0 flags 0\n"
               "create 0 page 2+4 block 1@0 flags 0\n");
     /* Other memory at the same address: delete + create, pause. */
-    struct ms__kvm_piece w3[] = { piece(0, 4, 2, 0, 0) };
+    struct ms__kvm_piece w3[] = {piece(0, 4, 2, 0, 0)};
     CHECK_STR(plan_text(s, 1, w3, 1, opts(32, 0), NULL),
               "pause\n"
               "delete 0 page 0+4 block 1@0 flags 0\n"
@@ -181,19 +181,19 @@ static void test_move(void)
 
 static void test_flags(void)
 {
-    struct ms__kvm_slot s[] = { slot(0, 0, 4, 1, 0, 0) };
+    struct ms__kvm_slot s[] = {slot(0, 0, 4, 1, 0, 0)};
     /* Read-only cannot change in place (kernel rule): rebuild, pause. */
-    struct ms__kvm_piece ro[] = { piece(0, 4, 1, 0, RO) };
+    struct ms__kvm_piece ro[] = {piece(0, 4, 1, 0, RO)};
     CHECK_STR(plan_text(s, 1, ro, 1, opts(32, 0), NULL),
               "pause\n"
               "delete 0 page 0+4 block 1@0 flags 0\n"
               "create 0 page 0+4 block 1@0 flags 2\n");
     /* Dirty logging changes in place, no pause. */
-    struct ms__kvm_piece lg[] = { piece(0, 4, 1, 0, LOG) };
+    struct ms__kvm_piece lg[] = {piece(0, 4, 1, 0, LOG)};
     CHECK_STR(plan_text(s, 1, lg, 1, opts(32, 0), NULL),
               "flags 0 page 0+4 block 1@0 flags 1\n");
-    struct ms__kvm_slot l[] = { slot(0, 0, 4, 1, 0, LOG | RO) };
-    struct ms__kvm_piece nolog[] = { piece(0, 4, 1, 0, RO) };
+    struct ms__kvm_slot l[] = {slot(0, 0, 4, 1, 0, LOG | RO)};
+    struct ms__kvm_piece nolog[] = {piece(0, 4, 1, 0, RO)};
     CHECK_STR(plan_text(l, 1, nolog, 1, opts(32, 0), NULL),
               "flags 0 page 0+4 block 1@0 flags 2\n");
 }
@@ -201,12 +201,11 @@ static void test_flags(void)
 static void test_ids_and_limits(void)
 {
     /* Lowest free ids, freed ids reused at once. */
-    struct ms__kvm_slot s[] = { slot(0, 0, 1, 1, 0, 0),
-                                slot(2, 2, 1, 1, 2, 0),
-                                slot(5, 4, 1, 1, 4, 0) };
-    struct ms__kvm_piece w[] = { piece(0, 1, 1, 0, 0), piece(2, 1, 1, 2, 0),
-                                 piece(6, 1, 2, 0, 0), piece(8, 1, 2, 1, 0),
-                                 piece(10, 1, 2, 2, 0) };
+    struct ms__kvm_slot s[] = {slot(0, 0, 1, 1, 0, 0), slot(2, 2, 1, 1, 2, 0),
+                               slot(5, 4, 1, 1, 4, 0)};
+    struct ms__kvm_piece w[] = {piece(0, 1, 1, 0, 0), piece(2, 1, 1, 2, 0),
+                                piece(6, 1, 2, 0, 0), piece(8, 1, 2, 1, 0),
+                                piece(10, 1, 2, 2, 0)};
     CHECK_STR(plan_text(s, 3, w, 5, opts(32, 0), NULL),
               "delete 5 page 4+1 block 1@4 flags 0\n"
               "create 1 page 6+1 block 2@0 flags 0\n"
@@ -218,7 +217,7 @@ static void test_ids_and_limits(void)
               "create 1 page 6+1 block 2@0 flags 0\n"
               "unplaced 2\n");
     /* max_slot_size splits. */
-    struct ms__kvm_piece big[] = { piece(0, 10, 1, 0, 0) };
+    struct ms__kvm_piece big[] = {piece(0, 10, 1, 0, 0)};
     CHECK_STR(plan_text(NULL, 0, big, 1, opts(32, 4 * PG), NULL),
               "create 0 page 0+4 block 1@0 flags 0\n"
               "create 1 page 4+4 block 1@4 flags 0\n"
@@ -229,13 +228,11 @@ static void test_compaction(void)
 {
     /* Fragments (holes filled after windows closed) are merged where a
      * deletion forces a pause anyway; unrelated fragments stay. */
-    struct ms__kvm_slot s[] = { slot(0, 0, 4, 1, 0, 0), slot(1, 4, 1, 1, 4, 0),
-                                slot(2, 5, 11, 1, 5, 0),
-                                slot(3, 20, 2, 2, 0, 0),
-                                slot(4, 22, 6, 2, 2, 0) };
-    struct ms__kvm_piece w[] = { piece(0, 10, 1, 0, 0),
-                                 piece(11, 5, 1, 11, 0),
-                                 piece(20, 8, 2, 0, 0) };
+    struct ms__kvm_slot s[] = {slot(0, 0, 4, 1, 0, 0), slot(1, 4, 1, 1, 4, 0),
+                               slot(2, 5, 11, 1, 5, 0), slot(3, 20, 2, 2, 0, 0),
+                               slot(4, 22, 6, 2, 2, 0)};
+    struct ms__kvm_piece w[] = {piece(0, 10, 1, 0, 0), piece(11, 5, 1, 11, 0),
+                                piece(20, 8, 2, 0, 0)};
     CHECK_STR(plan_text(s, 5, w, 3, opts(32, 0), NULL),
               "pause\n"
               "delete 0 page 0+4 block 1@0 flags 0\n"
@@ -244,10 +241,8 @@ static void test_compaction(void)
               "create 0 page 0+10 block 1@0 flags 0\n"
               "create 1 page 11+5 block 1@11 flags 0\n");
     /* ... or when the slots would not fit otherwise. */
-    struct ms__kvm_slot f[] = { slot(0, 0, 4, 1, 0, 0),
-                                slot(1, 4, 4, 1, 4, 0) };
-    struct ms__kvm_piece w2[] = { piece(0, 8, 1, 0, 0),
-                                  piece(16, 4, 2, 0, 0) };
+    struct ms__kvm_slot f[] = {slot(0, 0, 4, 1, 0, 0), slot(1, 4, 4, 1, 4, 0)};
+    struct ms__kvm_piece w2[] = {piece(0, 8, 1, 0, 0), piece(16, 4, 2, 0, 0)};
     CHECK_STR(plan_text(f, 2, w2, 2, opts(2, 0), NULL),
               "pause\n"
               "delete 0 page 0+4 block 1@0 flags 0\n"
@@ -269,17 +264,16 @@ static void test_invalid(void)
     odd = piece(0, 1, 1, 0, 0);
     odd.host += 8;
     CHECK_ERR(ms__kvm_plan(NULL, 0, &odd, 1, &o, &pl), EINVAL);
-    struct ms__kvm_piece ov[] = { piece(0, 4, 1, 0, 0),
-                                  piece(2, 4, 2, 0, 0) };
+    struct ms__kvm_piece ov[] = {piece(0, 4, 1, 0, 0), piece(2, 4, 2, 0, 0)};
     CHECK_ERR(ms__kvm_plan(NULL, 0, ov, 2, &o, &pl), EINVAL);
-    struct ms__kvm_piece unsorted[] = { piece(4, 1, 1, 0, 0),
-                                        piece(0, 1, 2, 0, 0) };
+    struct ms__kvm_piece unsorted[] = {piece(4, 1, 1, 0, 0),
+                                       piece(0, 1, 2, 0, 0)};
     CHECK_ERR(ms__kvm_plan(NULL, 0, unsorted, 2, &o, &pl), EINVAL);
-    struct ms__kvm_slot dup[] = { slot(1, 0, 1, 1, 0, 0),
-                                  slot(1, 4, 1, 1, 4, 0) };
+    struct ms__kvm_slot dup[] = {slot(1, 0, 1, 1, 0, 0),
+                                 slot(1, 4, 1, 1, 4, 0)};
     CHECK_ERR(ms__kvm_plan(dup, 2, NULL, 0, &o, &pl), EINVAL);
-    struct ms__kvm_slot sov[] = { slot(0, 0, 4, 1, 0, 0),
-                                  slot(1, 2, 4, 1, 4, 0) };
+    struct ms__kvm_slot sov[] = {slot(0, 0, 4, 1, 0, 0),
+                                 slot(1, 2, 4, 1, 4, 0)};
     CHECK_ERR(ms__kvm_plan(sov, 2, NULL, 0, &o, &pl), EINVAL);
     struct ms__kvm_piece flags = piece(0, 1, 1, 0, 4);
     CHECK_ERR(ms__kvm_plan(NULL, 0, &flags, 1, &o, &pl), EINVAL);
@@ -291,8 +285,12 @@ static void test_top_of_space(void)
 {
     /* A piece ending exactly at 2^64 - 1. */
     struct ms__kvm_piece top = {
-        .gpa = UINT64_MAX - 2 * PG + 1, .size = 2 * PG, .host = B1,
-        .key = 1, .offset = 0, .flags = 0,
+        .gpa = UINT64_MAX - 2 * PG + 1,
+        .size = 2 * PG,
+        .host = B1,
+        .key = 1,
+        .offset = 0,
+        .flags = 0,
     };
     struct ms__kvm_plan pl;
     struct ms__kvm_plan_opts o = opts(32, 0);
@@ -300,8 +298,8 @@ static void test_top_of_space(void)
     CHECK_EQ(pl.nr_create, 1);
     CHECK_EQ(pl.ops[0].slot.gpa, top.gpa);
     ms__kvm_plan_free(&pl);
-    struct ms__kvm_slot s = { .id = 0, .gpa = top.gpa, .size = 2 * PG,
-                              .host = B1, .key = 1 };
+    struct ms__kvm_slot s = {
+        .id = 0, .gpa = top.gpa, .size = 2 * PG, .host = B1, .key = 1};
     CHECK_OK(ms__kvm_plan(&s, 1, &top, 1, &o, &pl));
     CHECK_EQ(pl.nr_ops, 0);
     ms__kvm_plan_free(&pl);
@@ -313,7 +311,7 @@ static void test_random(void)
 {
     unsigned bad = 0;
     for (uint64_t seed = 1; seed <= 400 && !bad; seed++) {
-        struct pc_src src = { .rng = seed * UINT64_C(0x9e3779b97f4a7c15) };
+        struct pc_src src = {.rng = seed * UINT64_C(0x9e3779b97f4a7c15)};
         bad += pc_run(&src, 200, 1);
         if (bad) {
             fprintf(stderr, "seed %" PRIu64 "\n", seed);

@@ -31,7 +31,7 @@
 struct ports {
     uint32_t last[16]; /* last value written to port 0x10 + i */
     unsigned writes[16];
-    unsigned status;   /* read at port 0x20 */
+    unsigned status; /* read at port 0x20 */
     unsigned status_reads;
 };
 
@@ -49,8 +49,7 @@ static uint64_t port_read(void *opaque, uint64_t off, unsigned size)
     return 0;
 }
 
-static void port_write(void *opaque, uint64_t off, uint64_t val,
-                       unsigned size)
+static void port_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 {
     struct ports *p = opaque;
     (void)size;
@@ -64,7 +63,7 @@ static const struct ms_region_ops port_ops = {
     .read = port_read,
     .write = port_write,
     .endianness = MS_ENDIAN_LITTLE,
-    .impl = { .min_access_size = 1, .max_access_size = 4 },
+    .impl = {.min_access_size = 1, .max_access_size = 4},
 };
 
 struct dev {
@@ -93,7 +92,7 @@ static const struct ms_region_ops dev_ops = {
     .read = dev_read,
     .write = dev_write,
     .endianness = MS_ENDIAN_LITTLE,
-    .impl = { .min_access_size = 1, .max_access_size = 4 },
+    .impl = {.min_access_size = 1, .max_access_size = 4},
 };
 
 /* ---- the board ----------------------------------------------------------- */
@@ -132,26 +131,29 @@ static int vm_init_cfg(struct vm *v, const uint8_t *start, const uint8_t *end,
                        const struct ms_kvm_config *cfg)
 {
     memset(v, 0, sizeof(*v));
-    REQUIRE(ms_system_new(&(struct ms_system_config){ .log = tu_log },
-                          &v->sys) == 0);
+    REQUIRE(ms_system_new(&(struct ms_system_config){.log = tu_log}, &v->sys) ==
+            0);
     v->system = tu_container(v->sys, "system", MS_SIZE_FULL);
     v->io_root = tu_container(v->sys, "io", 0x10000);
     v->ram = tu_ram(v->sys, "ram", 0x10000);
     v->vram = tu_ram(v->sys, "vram", 0x10000);
     v->big = tu_ram(v->sys, "big", 0x70000);
     v->rom = tu_rom(v->sys, "rom", KG_ROM_SIZE);
-    v->mmio = mk(v->sys, (struct ms_region_config){
-                             .kind = MS_REGION_IO, .name = "dev",
-                             .size = 0x1000, .ops = &dev_ops,
-                             .opaque = &v->dev });
-    v->portr = mk(v->sys, (struct ms_region_config){
-                              .kind = MS_REGION_IO, .name = "ports",
-                              .size = 0x20, .ops = &port_ops,
-                              .opaque = &v->ports });
-    v->door = mk(v->sys, (struct ms_region_config){
-                             .kind = MS_REGION_IO, .name = "door",
-                             .size = 4, .ops = &dev_ops,
-                             .opaque = &v->doordev });
+    v->mmio = mk(v->sys, (struct ms_region_config){.kind = MS_REGION_IO,
+                                                   .name = "dev",
+                                                   .size = 0x1000,
+                                                   .ops = &dev_ops,
+                                                   .opaque = &v->dev});
+    v->portr = mk(v->sys, (struct ms_region_config){.kind = MS_REGION_IO,
+                                                    .name = "ports",
+                                                    .size = 0x20,
+                                                    .ops = &port_ops,
+                                                    .opaque = &v->ports});
+    v->door = mk(v->sys, (struct ms_region_config){.kind = MS_REGION_IO,
+                                                   .name = "door",
+                                                   .size = 4,
+                                                   .ops = &dev_ops,
+                                                   .opaque = &v->doordev});
     kg_load(ms_region_host(v->rom), start, end);
     REQUIRE(ms_region_add(v->system, 0, v->ram) == 0);
     REQUIRE(ms_region_add(v->system, 0x10000, v->vram) == 0);
@@ -163,8 +165,8 @@ static int vm_init_cfg(struct vm *v, const uint8_t *start, const uint8_t *end,
     REQUIRE(ms_as_new(v->sys, v->system, "memory", &v->mem) == 0);
     REQUIRE(ms_as_new(v->sys, v->io_root, "I/O", &v->io) == 0);
     int err = ms_kvm_new(v->sys, cfg, &v->kvm);
-    if (err == -ENOENT || err == -EACCES || err == -ENODEV ||
-        err == -ENXIO || err == -EPERM) {
+    if (err == -ENOENT || err == -EACCES || err == -ENODEV || err == -ENXIO ||
+        err == -EPERM) {
         return MS_SKIP;
     }
     REQUIRE(err == 0);
@@ -182,8 +184,8 @@ static void vm_fini(struct vm *v)
 {
     ms_kvm_vcpu_free(v->cpu);
     ms_kvm_free(v->kvm);
-    ms_region *rs[] = { v->system, v->io_root, v->ram,   v->vram, v->big,
-                        v->rom,    v->mmio,    v->portr, v->door };
+    ms_region *rs[] = {v->system, v->io_root, v->ram,   v->vram, v->big,
+                       v->rom,    v->mmio,    v->portr, v->door};
     for (size_t i = 0; i < sizeof(rs) / sizeof(rs[0]); i++) {
         ms_region_unref(rs[i]);
     }
@@ -208,18 +210,18 @@ static void test_basic(void)
     struct ms_kvm_exit ex;
     run(&v, &ex);
     CHECK_EQ(ex.kind, MS_KVM_EXIT_HLT);
-    CHECK_EQ(v.ports.last[0], 1);                  /* pass */
+    CHECK_EQ(v.ports.last[0], 1); /* pass */
     CHECK_EQ(*(uint16_t *)((char *)ms_region_host(v.ram) + 0x500), 0x1234);
-    CHECK_EQ(v.dev.writes, 1);                     /* MMIO write */
+    CHECK_EQ(v.dev.writes, 1); /* MMIO write */
     CHECK_EQ(v.dev.last_val, 0x55);
-    CHECK_EQ(v.ports.last[4], 0xcafef00d);         /* MMIO read result */
-    CHECK_EQ(v.ports.last[1], 0xf4);               /* ROM read */
+    CHECK_EQ(v.ports.last[4], 0xcafef00d); /* MMIO read result */
+    CHECK_EQ(v.ports.last[1], 0xf4);       /* ROM read */
     CHECK_EQ(((uint8_t *)ms_region_host(v.rom))[0x800], 0xf4); /* intact */
-    CHECK_EQ(v.ports.last[3], 0x5a);               /* port read echoed */
-    CHECK_EQ(ex.mmio_exits, 3);                    /* write, read, ROM */
+    CHECK_EQ(v.ports.last[3], 0x5a); /* port read echoed */
+    CHECK_EQ(ex.mmio_exits, 3);      /* write, read, ROM */
     CHECK_EQ(ex.io_exits, 5);
-    printf("basic: %" PRIu64 " MMIO and %" PRIu64 " I/O exits\n",
-           ex.mmio_exits, ex.io_exits);
+    printf("basic: %" PRIu64 " MMIO and %" PRIu64 " I/O exits\n", ex.mmio_exits,
+           ex.io_exits);
     vm_fini(&v);
 }
 
@@ -266,7 +268,7 @@ static void test_ioeventfd(void)
 static void test_dirty(bool manual)
 {
     struct vm v;
-    struct ms_kvm_config cfg = { .no_manual_dirty_log = !manual };
+    struct ms_kvm_config cfg = {.no_manual_dirty_log = !manual};
     if (vm_init_cfg(&v, kg_dirty_start, kg_dirty_end, &cfg)) {
         return;
     }
@@ -285,22 +287,19 @@ static void test_dirty(bool manual)
     CHECK_OK(ms_dirty_sync(v.sys, NULL));
     unsigned mask = 0;
     for (unsigned pg = 0; pg < 16; pg++) {
-        if (ms_region_get_dirty(v.vram, pg * 0x1000u, 0x1000,
-                                MS_DIRTY_VGA)) {
+        if (ms_region_get_dirty(v.vram, pg * 0x1000u, 0x1000, MS_DIRTY_VGA)) {
             mask |= 1u << pg;
         }
     }
     CHECK_EQ(mask, (1u << 1) | (1u << 3) | (1u << 7));
-    CHECK_EQ(ms_region_test_and_clear_dirty(v.vram, 0, 0x10000,
-                                            MS_DIRTY_VGA),
+    CHECK_EQ(ms_region_test_and_clear_dirty(v.vram, 0, 0x10000, MS_DIRTY_VGA),
              1);
     run(&v, &ex); /* page 2 */
     CHECK_EQ(ex.kind, MS_KVM_EXIT_HLT);
     CHECK_OK(ms_dirty_sync(v.sys, NULL));
     mask = 0;
     for (unsigned pg = 0; pg < 16; pg++) {
-        if (ms_region_get_dirty(v.vram, pg * 0x1000u, 0x1000,
-                                MS_DIRTY_VGA)) {
+        if (ms_region_get_dirty(v.vram, pg * 0x1000u, 0x1000, MS_DIRTY_VGA)) {
             mask |= 1u << pg;
         }
     }
@@ -343,7 +342,7 @@ static void finish(struct runner *r)
 
 static void sleep_ms(unsigned ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
@@ -399,14 +398,14 @@ static uint64_t now_ns(void)
 static void test_nohole(bool control)
 {
     struct vm v;
-    struct ms_kvm_config cfg = { .pause = nop_pause, .resume = nop_resume };
+    struct ms_kvm_config cfg = {.pause = nop_pause, .resume = nop_resume};
     if (vm_init_cfg(&v, kg_nohole_start, kg_nohole_end,
                     control ? &cfg : NULL)) {
         return;
     }
     /* The guest touches big+0x8000 (gpa 0x38000); windows are punched
      * elsewhere in the same region, at four places in turn. */
-    static const uint64_t spots[] = { 0x40000, 0x60000, 0x50000, 0x80000 };
+    static const uint64_t spots[] = {0x40000, 0x60000, 0x50000, 0x80000};
     volatile uint16_t *counter =
         (volatile uint16_t *)((char *)ms_region_host(v.big) + 0x8000);
     volatile uint8_t *stop = (volatile uint8_t *)counter + 4;

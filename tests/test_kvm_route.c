@@ -32,8 +32,7 @@ static void wr(void *opaque, uint64_t off, uint64_t v, unsigned size)
 {
     struct rec *r = opaque;
     r->len += (size_t)snprintf(r->log + r->len, sizeof(r->log) - r->len,
-                               "w%u@%llx=%llx ", size,
-                               (unsigned long long)off,
+                               "w%u@%llx=%llx ", size, (unsigned long long)off,
                                (unsigned long long)v);
 }
 
@@ -41,8 +40,8 @@ static const struct ms_region_ops ops = {
     .read = rd,
     .write = wr,
     .endianness = MS_ENDIAN_LITTLE,
-    .valid = { .max_access_size = 8 },
-    .impl = { .min_access_size = 1, .max_access_size = 8 },
+    .valid = {.max_access_size = 8},
+    .impl = {.min_access_size = 1, .max_access_size = 8},
 };
 
 int main(void)
@@ -51,17 +50,21 @@ int main(void)
     REQUIRE(ms_system_new(NULL, &sys) == 0);
     ms_region *root = tu_container(sys, "system", MS_SIZE_FULL);
     ms_region *io = tu_container(sys, "io", 0x10000);
-    struct rec mr = { 0 }, pr = { 0 };
+    struct rec mr = {0}, pr = {0};
     ms_region *dev = NULL, *port = NULL, *ram = tu_ram(sys, "ram", 0x1000);
     REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){
-                              .kind = MS_REGION_IO, .name = "dev",
-                              .size = 0x100, .ops = &ops, .opaque = &mr },
+                          &(struct ms_region_config){.kind = MS_REGION_IO,
+                                                     .name = "dev",
+                                                     .size = 0x100,
+                                                     .ops = &ops,
+                                                     .opaque = &mr},
                           &dev) == 0);
     REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){
-                              .kind = MS_REGION_IO, .name = "port",
-                              .size = 8, .ops = &ops, .opaque = &pr },
+                          &(struct ms_region_config){.kind = MS_REGION_IO,
+                                                     .name = "port",
+                                                     .size = 8,
+                                                     .ops = &ops,
+                                                     .opaque = &pr},
                           &port) == 0);
     REQUIRE(ms_region_add(root, 0x1000, dev) == 0);
     REQUIRE(ms_region_add(root, 0x2000, ram) == 0);
@@ -71,7 +74,7 @@ int main(void)
     REQUIRE(ms_as_new(sys, io, "I/O", &ioas) == 0);
     struct kvm_model m;
     kvm_model_init(&m, 32, 4096);
-    struct ms_kvm_config cfg = { .ops = &kvm_model_ops, .ops_opaque = &m };
+    struct ms_kvm_config cfg = {.ops = &kvm_model_ops, .ops_opaque = &m};
     ms_kvm *kvm;
     REQUIRE(ms_kvm_new(sys, &cfg, &kvm) == 0);
     CHECK_OK(ms_kvm_attach(kvm, mem, ioas));
@@ -81,7 +84,7 @@ int main(void)
     REQUIRE(run);
 
     /* MMIO writes and reads of 1, 2, 4 and 8 bytes. */
-    static const unsigned lens[] = { 1, 2, 4, 8 };
+    static const unsigned lens[] = {1, 2, 4, 8};
     for (unsigned i = 0; i < 4; i++) {
         memset(run, 0, size);
         run->exit_reason = KVM_EXIT_MMIO;

@@ -56,12 +56,12 @@ struct demo {
     ms_kvm_vcpu *cpu;
     pthread_mutex_t bql; /* the VMM's big lock: devices and the host */
     int doorbell;
-    unsigned acks;       /* atomic: doorbells handled */
-    bool halted;         /* atomic */
+    unsigned acks; /* atomic: doorbells handled */
+    bool halted;   /* atomic */
     char line[256];
     size_t len;
     struct ms_listener printer;
-    bool printing;       /* the printer is quiet during its own replay */
+    bool printing; /* the printer is quiet during its own replay */
     unsigned ok_lines, fail_lines;
     unsigned dirty_ok;
     struct ms_kvm_exit exit;
@@ -115,7 +115,7 @@ static const struct ms_region_ops serial_ops = {
     .read = serial_read,
     .write = serial_write,
     .endianness = MS_ENDIAN_LITTLE,
-    .impl = { .min_access_size = 1, .max_access_size = 1 },
+    .impl = {.min_access_size = 1, .max_access_size = 1},
 };
 
 /* The device edits the topology from its MMIO handler, under the BQL. */
@@ -128,8 +128,8 @@ static void plug(struct demo *d)
         "dirty logging\n",
         HP_SIZE / 1024, HP_GPA);
     ms_region *hp = NULL;
-    struct ms_region_config c = { .kind = MS_REGION_RAM, .name = "hotplug",
-                                  .size = HP_SIZE };
+    struct ms_region_config c = {
+        .kind = MS_REGION_RAM, .name = "hotplug", .size = HP_SIZE};
     if (ms_region_new(d->sys, &c, &hp) != 0 ||
         ms_region_set_log(hp, true, MS_DIRTY_VGA) != 0) {
         say("[device]   cannot create the region\n");
@@ -199,7 +199,7 @@ static const struct ms_region_ops ctl_ops = {
     .read = ctl_read,
     .write = ctl_write,
     .endianness = MS_ENDIAN_LITTLE,
-    .impl = { .min_access_size = 1, .max_access_size = 4 },
+    .impl = {.min_access_size = 1, .max_access_size = 4},
 };
 
 /* ---- what the listeners and the backend did ------------------------------ */
@@ -301,7 +301,7 @@ static int fake_caps(void *opaque, struct ms_kvm_caps *caps)
 {
     (void)opaque;
     /* No in-kernel ioeventfds: the access path signals the doorbell. */
-    *caps = (struct ms_kvm_caps){ .nr_memslots = 32, .readonly_mem = true };
+    *caps = (struct ms_kvm_caps){.nr_memslots = 32, .readonly_mem = true};
     return 0;
 }
 
@@ -359,8 +359,8 @@ static void replay_guest(struct demo *d)
         return;
     }
     uint64_t base = (uint64_t)ms_as_lduw_le(d->mem, CTL_GPA + 8, a, &r) << 4;
-    static const uint32_t pat[3] = { 0x11111111, 0x22222222, 0x55555555 };
-    static const uint64_t off[3] = { 0x0000, 0x2000, 0x5000 };
+    static const uint32_t pat[3] = {0x11111111, 0x22222222, 0x55555555};
+    static const uint64_t off[3] = {0x0000, 0x2000, 0x5000};
     for (int i = 0; i < 3; i++) {
         (void)ms_as_stl_le(d->mem, base + off[i], pat[i], a);
     }
@@ -374,7 +374,7 @@ static void replay_guest(struct demo *d)
                     "memory\n");
     (void)ms_as_stl_le(d->mem, CTL_GPA + 0x10, 1, a); /* doorbell */
     while (ms_as_ldl_le(d->mem, CTL_GPA + 0x14, a, &r) == 0) {
-        struct timespec ts = { 0, 1000000 };
+        struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
     (void)ms_as_stl_le(d->mem, CTL_GPA, 2, a);
@@ -421,8 +421,8 @@ static void doorbell(struct demo *d)
     for (unsigned pg = 0; d->hp && pg < HP_SIZE / 0x1000; pg++) {
         if (ms_region_get_dirty(d->hp, pg * 0x1000u, 0x1000, MS_DIRTY_VGA)) {
             mask |= 1u << pg;
-            len += (size_t)snprintf(pages + len, sizeof(pages) - len,
-                                    " 0x%x", HP_GPA + pg * 0x1000u);
+            len += (size_t)snprintf(pages + len, sizeof(pages) - len, " 0x%x",
+                                    HP_GPA + pg * 0x1000u);
         }
     }
     say("[host]     dirty pages of \"hotplug\":%s\n", len ? pages : " none");
@@ -454,24 +454,28 @@ static ms_region *mk(struct demo *d, struct ms_region_config c)
 static void build(struct demo *d)
 {
     struct ms_region_config c;
-    d->system = mk(d, (struct ms_region_config){
-                          .kind = MS_REGION_CONTAINER, .name = "system",
-                          .size = MS_SIZE_FULL });
-    d->io = mk(d, (struct ms_region_config){ .kind = MS_REGION_CONTAINER,
-                                             .name = "io", .size = 0x10000 });
-    d->ram = mk(d, (struct ms_region_config){ .kind = MS_REGION_RAM,
-                                              .name = "ram",
-                                              .size = RAM_SIZE });
-    d->bios = mk(d, (struct ms_region_config){ .kind = MS_REGION_ROM,
-                                               .name = "bios",
-                                               .size = ROM_SIZE });
-    c = (struct ms_region_config){ .kind = MS_REGION_IO, .name = "hotplug-ctl",
-                                   .size = 0x1000, .ops = &ctl_ops,
-                                   .opaque = d };
+    d->system = mk(d, (struct ms_region_config){.kind = MS_REGION_CONTAINER,
+                                                .name = "system",
+                                                .size = MS_SIZE_FULL});
+    d->io =
+        mk(d, (struct ms_region_config){
+                  .kind = MS_REGION_CONTAINER, .name = "io", .size = 0x10000});
+    d->ram = mk(d, (struct ms_region_config){
+                       .kind = MS_REGION_RAM, .name = "ram", .size = RAM_SIZE});
+    d->bios =
+        mk(d, (struct ms_region_config){
+                  .kind = MS_REGION_ROM, .name = "bios", .size = ROM_SIZE});
+    c = (struct ms_region_config){.kind = MS_REGION_IO,
+                                  .name = "hotplug-ctl",
+                                  .size = 0x1000,
+                                  .ops = &ctl_ops,
+                                  .opaque = d};
     d->ctl = mk(d, c);
-    c = (struct ms_region_config){ .kind = MS_REGION_IO, .name = "serial",
-                                   .size = 8, .ops = &serial_ops,
-                                   .opaque = d };
+    c = (struct ms_region_config){.kind = MS_REGION_IO,
+                                  .name = "serial",
+                                  .size = 8,
+                                  .ops = &serial_ops,
+                                  .opaque = d};
     d->serial = mk(d, c);
 
     /* The guest in the ROM, with a jump to it at the reset vector. */
@@ -496,7 +500,7 @@ static void build(struct demo *d)
 
 int main(int argc, char **argv)
 {
-    struct demo d = { 0 };
+    struct demo d = {0};
     bool force_replay = argc > 1 && strcmp(argv[1], "--replay") == 0;
     if (argc > 1 && !force_replay) {
         fprintf(stderr, "usage: %s [--replay]\n", argv[0]);
@@ -513,7 +517,7 @@ int main(int argc, char **argv)
     }
 
     say("memspace demo: a KVM guest asks for memory at run time\n");
-    struct ms_kvm_config cfg = { .trace = trace, .trace_opaque = &d };
+    struct ms_kvm_config cfg = {.trace = trace, .trace_opaque = &d};
     int err = -ENOENT;
     char why[160] = "--replay";
     if (!force_replay) {
@@ -542,8 +546,11 @@ int main(int argc, char **argv)
     say("\n== ioeventfd: the controller's doorbell at 0x%x ==\n",
         CTL_GPA + 0x10);
     d.printer = (struct ms_listener){
-        .name = "demo-printer", .priority = 5, .opaque = &d,
-        .region_add = pr_add, .region_del = pr_del,
+        .name = "demo-printer",
+        .priority = 5,
+        .opaque = &d,
+        .region_add = pr_add,
+        .region_del = pr_del,
         .eventfd_add = pr_eventfd,
     };
     if (ms_listener_register(d.mem, &d.printer) != 0 ||
@@ -565,7 +572,7 @@ int main(int argc, char **argv)
         return 1;
     }
     while (!__atomic_load_n(&d.halted, __ATOMIC_SEQ_CST)) {
-        struct pollfd p = { .fd = d.doorbell, .events = POLLIN };
+        struct pollfd p = {.fd = d.doorbell, .events = POLLIN};
         if (poll(&p, 1, 60000) <= 0) {
             say("[host]     no doorbell within 60 s\n");
             break;
@@ -579,10 +586,10 @@ int main(int argc, char **argv)
     }
     pthread_join(th, NULL);
     if (d.kvm_mode) {
-        say("[host]     guest stopped: %s\n",
-            d.run_rc ? strerror(-d.run_rc)
-            : d.exit.kind == MS_KVM_EXIT_HLT ? "hlt"
-                                              : "unexpected exit");
+        say("[host]     guest stopped: %s\n", d.run_rc ? strerror(-d.run_rc)
+                                              : d.exit.kind == MS_KVM_EXIT_HLT
+                                                  ? "hlt"
+                                                  : "unexpected exit");
     }
     say("\n== info mtree -f (after) ==\n");
     print_mtree(&d);
@@ -613,7 +620,7 @@ int main(int argc, char **argv)
     (void)ms_listener_unregister(&d.printer);
     ms_kvm_vcpu_free(d.cpu);
     ms_kvm_free(d.kvm);
-    ms_region *rs[] = { d.system, d.io, d.ram, d.bios, d.ctl, d.serial };
+    ms_region *rs[] = {d.system, d.io, d.ram, d.bios, d.ctl, d.serial};
     for (size_t i = 0; i < sizeof(rs) / sizeof(rs[0]); i++) {
         ms_region_unref(rs[i]);
     }

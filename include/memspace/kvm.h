@@ -118,8 +118,8 @@ enum ms_kvm_event_kind {
 /** One trace event; pointers are valid during the call only. */
 struct ms_kvm_event {
     enum ms_kvm_event_kind kind;
-    int result;        /**< 0 or the negative errno of the ioctl */
-    uint64_t ns;       /**< time the ioctl (or the pause) took */
+    int result;  /**< 0 or the negative errno of the ioctl */
+    uint64_t ns; /**< time the ioctl (or the pause) took */
     /** MEMSLOT: the request; GET/CLEAR_DIRTY_LOG: the slot concerned. */
     const struct ms_kvm_memslot *slot;
     /** MEMSLOT/dirty: the region the slot maps and its offset there. */
@@ -192,8 +192,7 @@ struct ms_kvm_config {
  * open()) when /dev/kvm cannot be opened; -ENOTSUP if the KVM API version
  * is not 12; -ENOMEM; or the error of a KVM ioctl.
  */
-MS_EXPORT MS_WUR int ms_kvm_new(ms_system *sys,
-                                const struct ms_kvm_config *cfg,
+MS_EXPORT MS_WUR int ms_kvm_new(ms_system *sys, const struct ms_kvm_config *cfg,
                                 ms_kvm **out);
 
 /**
@@ -233,19 +232,19 @@ MS_EXPORT MS_WUR int ms_kvm_get_caps(const ms_kvm *kvm,
 
 /** Counters of what the backend did (since ms_kvm_new() or a reset). */
 struct ms_kvm_stats {
-    uint64_t commits;        /**< listener commits that planned slots */
-    uint64_t slot_creates;   /**< KVM_SET_USER_MEMORY_REGION creating */
-    uint64_t slot_deletes;   /**< ... deleting */
-    uint64_t slot_updates;   /**< ... changing flags in place */
-    uint64_t dirty_ioctls;   /**< KVM_GET_DIRTY_LOG + KVM_CLEAR_DIRTY_LOG */
+    uint64_t commits;      /**< listener commits that planned slots */
+    uint64_t slot_creates; /**< KVM_SET_USER_MEMORY_REGION creating */
+    uint64_t slot_deletes; /**< ... deleting */
+    uint64_t slot_updates; /**< ... changing flags in place */
+    uint64_t dirty_ioctls; /**< KVM_GET_DIRTY_LOG + KVM_CLEAR_DIRTY_LOG */
     uint64_t ioeventfd_ioctls;
     uint64_t ioctl_errors;
-    uint64_t pauses;         /**< commits that paused the vCPUs */
-    uint64_t plan_ns;        /**< time in the listener outside ioctls */
-    uint64_t ioctl_ns;       /**< time inside ioctls */
-    uint64_t pause_ns;       /**< time waiting for vCPUs to pause */
-    uint32_t slots_used;     /**< live slots now */
-    uint32_t slots_max;      /**< slot ids available */
+    uint64_t pauses;     /**< commits that paused the vCPUs */
+    uint64_t plan_ns;    /**< time in the listener outside ioctls */
+    uint64_t ioctl_ns;   /**< time inside ioctls */
+    uint64_t pause_ns;   /**< time waiting for vCPUs to pause */
+    uint32_t slots_used; /**< live slots now */
+    uint32_t slots_max;  /**< slot ids available */
 };
 
 /** Read the counters.  Context: owner thread.  Return: 0; -EINVAL. */
@@ -286,11 +285,11 @@ MS_EXPORT void ms_kvm_resume(ms_kvm *kvm);
 
 /** Why ms_kvm_vcpu_run() returned. */
 enum ms_kvm_exit_kind {
-    MS_KVM_EXIT_HLT = 0,    /**< the guest halted */
-    MS_KVM_EXIT_KICK,       /**< ms_kvm_vcpu_kick() */
-    MS_KVM_EXIT_SHUTDOWN,   /**< triple fault or similar */
+    MS_KVM_EXIT_HLT = 0,  /**< the guest halted */
+    MS_KVM_EXIT_KICK,     /**< ms_kvm_vcpu_kick() */
+    MS_KVM_EXIT_SHUTDOWN, /**< triple fault or similar */
     MS_KVM_EXIT_SYSTEM_EVENT,
-    MS_KVM_EXIT_OTHER,      /**< any exit the helper does not route */
+    MS_KVM_EXIT_OTHER, /**< any exit the helper does not route */
 };
 
 /** Result of ms_kvm_vcpu_run(). */

@@ -41,8 +41,7 @@ static int xioctl(int fd, unsigned long req, void *arg)
         if (r >= 0) {
             return r;
         }
-        if (errno == EINTR ||
-            (errno == EAGAIN && again++ < EAGAIN_RETRIES)) {
+        if (errno == EINTR || (errno == EAGAIN && again++ < EAGAIN_RETRIES)) {
             continue;
         }
         return -errno;
@@ -95,7 +94,7 @@ static int real_set_memslot(void *opaque, const struct ms_kvm_memslot *s)
 static int real_get_dirty_log(void *opaque, uint32_t slot, uint64_t *bitmap)
 {
     const ms_kvm *kvm = opaque;
-    struct kvm_dirty_log d = { .slot = slot, .dirty_bitmap = bitmap };
+    struct kvm_dirty_log d = {.slot = slot, .dirty_bitmap = bitmap};
     int rc = xioctl(kvm->vm_fd, KVM_GET_DIRTY_LOG, &d);
     return rc < 0 ? rc : 0;
 }
@@ -224,7 +223,7 @@ int ms__kvm_open(ms_kvm *kvm, int vm_fd, bool manual_dirty)
         /* Not KVM_DIRTY_LOG_INITIALLY_SET: a new log starts clean. */
         struct kvm_enable_cap cap = {
             .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-            .args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE },
+            .args = {KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE},
         };
         int rc = xioctl(kvm->vm_fd, KVM_ENABLE_CAP, &cap);
         if (rc == 0) {
@@ -299,16 +298,16 @@ MS_EXPORT int ms_kvm_new(ms_system *sys, const struct ms_kvm_config *cfg,
         cfg = &defaults;
     }
     long sys_page = sysconf(_SC_PAGESIZE);
-    uint64_t page = cfg->host_page_size ? cfg->host_page_size
-                                        : (uint64_t)(sys_page > 0 ? sys_page
-                                                                  : 4096);
+    uint64_t page = cfg->host_page_size
+                        ? cfg->host_page_size
+                        : (uint64_t)(sys_page > 0 ? sys_page : 4096);
     if (page < 512 || (page & (page - 1)) != 0 ||
         cfg->max_slot_size % page != 0 || cfg->vm_fd < 0 ||
         (!cfg->pause != !cfg->resume) || cfg->kick_signal < 0 ||
         cfg->kick_signal >= NSIG ||
         (cfg->ops && (!cfg->ops->get_caps || !cfg->ops->set_memslot ||
-                      !cfg->ops->get_dirty_log ||
-                      !cfg->ops->clear_dirty_log || !cfg->ops->ioeventfd))) {
+                      !cfg->ops->get_dirty_log || !cfg->ops->clear_dirty_log ||
+                      !cfg->ops->ioeventfd))) {
         return -EINVAL;
     }
     ms_kvm *kvm = calloc(1, sizeof(*kvm));

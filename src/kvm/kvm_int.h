@@ -46,8 +46,8 @@ struct ms__kvm_mem_listener {
     ms_as *as;
     struct ms__kvm_sec *secs;
     size_t nr_secs, cap_secs;
-    bool touched;      /* a region or log callback came since begin */
-    bool incomplete;   /* a section could not be recorded */
+    bool touched;    /* a region or log callback came since begin */
+    bool incomplete; /* a section could not be recorded */
     bool registered;
 };
 
@@ -73,10 +73,10 @@ struct ms_kvm {
     /* The seam. */
     struct ms_kvm_ops ops;
     void *ops_opaque;
-    bool real;      /* ops are the kernel's (kvm.c) */
-    int vm_fd;      /* -1 with a fake seam */
-    int dev_fd;     /* /dev/kvm, or -1 */
-    bool own_vm;    /* close vm_fd (and dev_fd) at free */
+    bool real;   /* ops are the kernel's (kvm.c) */
+    int vm_fd;   /* -1 with a fake seam */
+    int dev_fd;  /* /dev/kvm, or -1 */
+    bool own_vm; /* close vm_fd (and dev_fd) at free */
     struct ms_kvm_caps caps;
 
     uint64_t page_size;

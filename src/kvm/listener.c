@@ -67,7 +67,9 @@ static int collect(struct ms_listener *l, const struct ms_section *s)
         m->cap_secs = ncap;
     }
     m->secs[m->nr_secs++] = (struct ms__kvm_sec){
-        .gpa = s->gpa, .last = s->last, .offset = s->offset_within_region,
+        .gpa = s->gpa,
+        .last = s->last,
+        .offset = s->offset_within_region,
         .mr = s->mr,
     };
     return 0;
@@ -255,7 +257,7 @@ static int mem_commit(struct ms_listener *l)
     }
     uint64_t t0 = ms__kvm_now_ns();
     uint64_t io0 = kvm->stats.ioctl_ns, p0 = kvm->stats.pause_ns;
-    struct pvec pv = { 0 };
+    struct pvec pv = {0};
     int err = build_pieces(kvm, &pv);
     if (err == 0) {
         err = ms__kvm_apply(kvm, pv.v, pv.n);
@@ -278,8 +280,8 @@ static int mem_log_clear(struct ms_listener *l, const struct ms_section *s)
     return ms__kvm_clear_range(mem_of(l)->kvm, s->gpa, s->last);
 }
 
-static bool mem_has_memory(struct ms_listener *l, const ms_as *as,
-                           uint64_t gpa, uint64_t size)
+static bool mem_has_memory(struct ms_listener *l, const ms_as *as, uint64_t gpa,
+                           uint64_t size)
 {
     struct ms__kvm_mem_listener *m = mem_of(l);
     struct ms__range r;
@@ -303,15 +305,18 @@ static int ioev_add(ms_kvm *kvm, const struct ms_section *s, bool pio,
                     bool match, uint64_t data, int fd)
 {
     uint64_t len = s->size;
-    if (!kvm->caps.ioeventfd ||
-        (len == 0 && !kvm->caps.ioeventfd_any_length) ||
+    if (!kvm->caps.ioeventfd || (len == 0 && !kvm->caps.ioeventfd_any_length) ||
         (len != 0 && len != 1 && len != 2 && len != 4 && len != 8) ||
         (match && len == 0) || (pio && s->gpa > 0xffff)) {
         return 0; /* not taken: the access path signals it */
     }
     struct ms_kvm_ioeventfd e = {
-        .addr = s->gpa, .len = (uint32_t)len, .fd = fd, .pio = pio,
-        .datamatch = match, .data = match ? data : 0,
+        .addr = s->gpa,
+        .len = (uint32_t)len,
+        .fd = fd,
+        .pio = pio,
+        .datamatch = match,
+        .data = match ? data : 0,
     };
     for (size_t i = 0; i < kvm->nr_ioevs; i++) {
         if (ioev_same(&kvm->ioevs[i].e, &e)) {
@@ -337,7 +342,7 @@ static int ioev_add(ms_kvm *kvm, const struct ms_section *s, bool pio,
                 rc == -EEXIST ? ": it collides with another ioeventfd" : "");
         return rc;
     }
-    kvm->ioevs[kvm->nr_ioevs++] = (struct ms__kvm_ioev){ .e = e, .refs = 1 };
+    kvm->ioevs[kvm->nr_ioevs++] = (struct ms__kvm_ioev){.e = e, .refs = 1};
     return 1;
 }
 
@@ -345,8 +350,12 @@ static int ioev_del(ms_kvm *kvm, const struct ms_section *s, bool pio,
                     bool match, uint64_t data, int fd)
 {
     struct ms_kvm_ioeventfd e = {
-        .addr = s->gpa, .len = (uint32_t)s->size, .fd = fd, .pio = pio,
-        .datamatch = match, .data = match ? data : 0,
+        .addr = s->gpa,
+        .len = (uint32_t)s->size,
+        .fd = fd,
+        .pio = pio,
+        .datamatch = match,
+        .data = match ? data : 0,
     };
     for (size_t i = 0; i < kvm->nr_ioevs; i++) {
         struct ms__kvm_ioev *x = &kvm->ioevs[i];

@@ -124,9 +124,12 @@ static int build_extents(const struct ms__kvm_piece *want, size_t n,
                 continue;
             }
         }
-        e[k++] = (struct extent){ .gpa = p->gpa, .last = last,
-                                  .host = p->host, .offset = p->offset,
-                                  .key = p->key, .flags = p->flags };
+        e[k++] = (struct extent){.gpa = p->gpa,
+                                 .last = last,
+                                 .host = p->host,
+                                 .offset = p->offset,
+                                 .key = p->key,
+                                 .flags = p->flags};
     }
     *out = e;
     *nr = k;
@@ -245,8 +248,8 @@ static bool any_overlap(const struct ms__kvm_slot *a, size_t na,
 {
     size_t i = 0, j = 0;
     while (i < na && j < nb) {
-        struct ms__range x = { a[i].gpa, slot_last(&a[i]) };
-        struct ms__range y = { b[j].gpa, slot_last(&b[j]) };
+        struct ms__range x = {a[i].gpa, slot_last(&a[i])};
+        struct ms__range y = {b[j].gpa, slot_last(&b[j])};
         if (ms__range_overlaps(x, y)) {
             return true;
         }
@@ -282,7 +285,7 @@ static int compact(const struct ms__kvm_piece *want, size_t nw,
                    struct slotvec *cr, size_t *nr_compacted)
 {
     size_t d = 0;
-    struct slotvec out = { 0 };
+    struct slotvec out = {0};
     size_t k = 0, c = 0;
     for (size_t i = 0; i < nw; i++) {
         const struct ms__kvm_piece *p = &want[i];
@@ -311,7 +314,7 @@ static int compact(const struct ms__kvm_piece *want, size_t nw,
             d++;
         }
         if (!touched && d < dels->n) {
-            struct ms__kvm_slot ps = { .gpa = a, .size = p->size };
+            struct ms__kvm_slot ps = {.gpa = a, .size = p->size};
             touched = any_overlap(&ps, 1, &dels->v[d], dels->n - d);
         }
         int err = 0;
@@ -352,14 +355,13 @@ static int push_op(struct ms__kvm_plan *pl, size_t *cap,
         *cap = ncap;
     }
     pl->ops[pl->nr_ops++] =
-        (struct ms__kvm_op){ .kind = kind, .slot = *s, .old_flags = old_flags };
+        (struct ms__kvm_op){.kind = kind, .slot = *s, .old_flags = old_flags};
     return 0;
 }
 
 int ms__kvm_plan(const struct ms__kvm_slot *old, size_t nr_old,
                  const struct ms__kvm_piece *want, size_t nr_want,
-                 const struct ms__kvm_plan_opts *opts,
-                 struct ms__kvm_plan *out)
+                 const struct ms__kvm_plan_opts *opts, struct ms__kvm_plan *out)
 {
     if ((!old && nr_old) || (!want && nr_want) || !opts || !out) {
         return -EINVAL;
@@ -368,12 +370,12 @@ int ms__kvm_plan(const struct ms__kvm_slot *old, size_t nr_old,
     if (err < 0) {
         return err;
     }
-    struct ms__kvm_plan pl = { 0 };
+    struct ms__kvm_plan pl = {0};
     struct ms__kvm_slot *sorted = NULL;
     bool *keep = NULL;
     struct extent *ext = NULL;
     size_t next = 0, cap = 0;
-    struct slotvec kept = { 0 }, dels = { 0 }, cr = { 0 };
+    struct slotvec kept = {0}, dels = {0}, cr = {0};
     unsigned char *used = NULL;
     uint64_t max = opts->max_slot_size;
 
@@ -489,8 +491,8 @@ int ms__kvm_plan(const struct ms__kvm_slot *old, size_t nr_old,
             while (d < dels.n && slot_last(&dels.v[d]) < cr.v[i].gpa) {
                 d++;
             }
-            bool repl = d < dels.n &&
-                        any_overlap(&cr.v[i], 1, &dels.v[d], dels.n - d);
+            bool repl =
+                d < dels.n && any_overlap(&cr.v[i], 1, &dels.v[d], dels.n - d);
             if (repl != (pass == 0)) {
                 continue;
             }
@@ -528,7 +530,7 @@ int ms__kvm_plan(const struct ms__kvm_slot *old, size_t nr_old,
             pl.nr_flags++;
         }
     }
-    struct slotvec issued = { 0 };
+    struct slotvec issued = {0};
     for (size_t i = 0; i < cr.n; i++) {
         if (cr.v[i].id == UINT32_MAX) {
             continue; /* no id left */

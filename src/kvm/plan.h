@@ -49,7 +49,7 @@ struct ms__kvm_slot {
     uint32_t id;
     uint32_t flags;
     uint64_t gpa;
-    uint64_t size;   /* > 0 */
+    uint64_t size; /* > 0 */
     uint64_t host;
     uintptr_t key;   /* RAM block identity */
     uint64_t offset; /* offset of @gpa in the block */
@@ -88,8 +88,8 @@ struct ms__kvm_plan {
     struct ms__kvm_op *ops; /* malloc()ed; free with ms__kvm_plan_free() */
     size_t nr_ops;
     size_t nr_delete, nr_flags, nr_create;
-    size_t nr_kept;     /* live slots kept (including FLAGS updates) */
-    size_t nr_unplaced; /* creations dropped for lack of ids */
+    size_t nr_kept;      /* live slots kept (including FLAGS updates) */
+    size_t nr_unplaced;  /* creations dropped for lack of ids */
     size_t nr_compacted; /* kept slots deleted by compaction */
     bool pause;
 };

@@ -113,9 +113,11 @@ static int sync_slot(ms_kvm *kvm, struct ms__kvm_live *l)
     if (rc < 0) {
         kvm->stats.ioctl_errors++;
     }
-    struct ms_kvm_memslot m = { .slot = l->s.id, .flags = l->s.flags,
-                                .gpa = l->s.gpa, .size = l->s.size,
-                                .host = l->s.host };
+    struct ms_kvm_memslot m = {.slot = l->s.id,
+                               .flags = l->s.flags,
+                               .gpa = l->s.gpa,
+                               .size = l->s.size,
+                               .host = l->s.host};
     struct ms_kvm_event ev = {
         .kind = MS_KVM_EV_GET_DIRTY_LOG,
         .result = rc,
@@ -129,8 +131,8 @@ static int sync_slot(ms_kvm *kvm, struct ms__kvm_live *l)
     };
     trace(kvm, &ev);
     if (rc == 0 && ev.dirty_pages) {
-        int err = ms_region_merge_dirty(slot_region(l), l->s.offset, map,
-                                        pages, (uint32_t)kvm->page_size);
+        int err = ms_region_merge_dirty(slot_region(l), l->s.offset, map, pages,
+                                        (uint32_t)kvm->page_size);
         if (err < 0) {
             ms__log(kvm->sys, MS_LOG_ERROR,
                     "KVM: cannot merge the dirty log of slot %u into "
@@ -149,8 +151,7 @@ static int sync_slot(ms_kvm *kvm, struct ms__kvm_live *l)
     free(map);
     if (rc < 0) {
         ms__log(kvm->sys, MS_LOG_ERROR,
-                "KVM_GET_DIRTY_LOG of slot %u failed (errno %d)", l->s.id,
-                -rc);
+                "KVM_GET_DIRTY_LOG of slot %u failed (errno %d)", l->s.id, -rc);
     }
     return rc;
 }
@@ -193,12 +194,14 @@ static int clear_slot(ms_kvm *kvm, struct ms__kvm_live *l, uint64_t p0,
         if (rc < 0) {
             kvm->stats.ioctl_errors++;
             ms__log(kvm->sys, MS_LOG_ERROR,
-                    "KVM_CLEAR_DIRTY_LOG of slot %u failed (errno %d)",
-                    l->s.id, -rc);
+                    "KVM_CLEAR_DIRTY_LOG of slot %u failed (errno %d)", l->s.id,
+                    -rc);
         }
-        struct ms_kvm_memslot m = { .slot = l->s.id, .flags = l->s.flags,
-                                    .gpa = l->s.gpa, .size = l->s.size,
-                                    .host = l->s.host };
+        struct ms_kvm_memslot m = {.slot = l->s.id,
+                                   .flags = l->s.flags,
+                                   .gpa = l->s.gpa,
+                                   .size = l->s.size,
+                                   .host = l->s.host};
         struct ms_kvm_event ev = {
             .kind = MS_KVM_EV_CLEAR_DIRTY_LOG,
             .result = rc,
@@ -250,7 +253,7 @@ static int table_insert(ms_kvm *kvm, const struct ms__kvm_slot *s)
     }
     memmove(&kvm->slots[i + 1], &kvm->slots[i],
             (kvm->nr_slots - i) * sizeof(*kvm->slots));
-    kvm->slots[i] = (struct ms__kvm_live){ .s = *s };
+    kvm->slots[i] = (struct ms__kvm_live){.s = *s};
     kvm->nr_slots++;
     ms_region_ref((ms_region *)s->key);
     return 0;
@@ -268,8 +271,8 @@ static void table_remove(ms_kvm *kvm, size_t i)
 
 static bool overlaps(const struct ms__kvm_slot *a, const struct ms__kvm_slot *b)
 {
-    struct ms__range x = { a->gpa, a->gpa + (a->size - 1) };
-    struct ms__range y = { b->gpa, b->gpa + (b->size - 1) };
+    struct ms__range x = {a->gpa, a->gpa + (a->size - 1)};
+    struct ms__range y = {b->gpa, b->gpa + (b->size - 1)};
     return ms__range_overlaps(x, y);
 }
 
@@ -280,8 +283,7 @@ static int pause_vcpus(ms_kvm *kvm)
     uint64_t ns = ms__kvm_now_ns() - t0;
     kvm->stats.pause_ns += ns;
     kvm->stats.pauses++;
-    struct ms_kvm_event ev = { .kind = MS_KVM_EV_PAUSE, .result = rc,
-                               .ns = ns };
+    struct ms_kvm_event ev = {.kind = MS_KVM_EV_PAUSE, .result = rc, .ns = ns};
     trace(kvm, &ev);
     return rc;
 }
@@ -289,7 +291,7 @@ static int pause_vcpus(ms_kvm *kvm)
 static void resume_vcpus(ms_kvm *kvm)
 {
     ms_kvm_resume(kvm);
-    struct ms_kvm_event ev = { .kind = MS_KVM_EV_RESUME };
+    struct ms_kvm_event ev = {.kind = MS_KVM_EV_RESUME};
     trace(kvm, &ev);
 }
 
@@ -323,7 +325,7 @@ static int execute(ms_kvm *kvm, const struct ms__kvm_plan *pl)
     for (size_t i = 0; i < pl->nr_ops; i++) {
         const struct ms__kvm_op *op = &pl->ops[i];
         size_t t = op->kind == MS__KVM_OP_CREATE ? SIZE_MAX
-                                                  : find_id(kvm, op->slot.id);
+                                                 : find_id(kvm, op->slot.id);
         int err = 0;
         if (op->kind != MS__KVM_OP_CREATE && t == SIZE_MAX) {
             continue; /* cannot happen: plans come from the table */
@@ -410,8 +412,7 @@ static int execute(ms_kvm *kvm, const struct ms__kvm_plan *pl)
     return first;
 }
 
-int ms__kvm_apply(ms_kvm *kvm, const struct ms__kvm_piece *want,
-                  size_t nr_want)
+int ms__kvm_apply(ms_kvm *kvm, const struct ms__kvm_piece *want, size_t nr_want)
 {
     struct ms__kvm_slot *old = NULL;
     if (kvm->nr_slots) {
@@ -457,10 +458,10 @@ int ms__kvm_apply(ms_kvm *kvm, const struct ms__kvm_piece *want,
 int ms__kvm_sync_range(ms_kvm *kvm, uint64_t gpa, uint64_t last)
 {
     int first = 0;
-    struct ms__range want = { gpa, last };
+    struct ms__range want = {gpa, last};
     for (size_t i = 0; i < kvm->nr_slots; i++) {
         struct ms__kvm_live *l = &kvm->slots[i];
-        struct ms__range r = { l->s.gpa, l->s.gpa + (l->s.size - 1) };
+        struct ms__range r = {l->s.gpa, l->s.gpa + (l->s.size - 1)};
         if ((l->s.flags & MS__KVM_LOG) && ms__range_overlaps(r, want)) {
             record(&first, sync_slot(kvm, l));
         }
@@ -474,12 +475,11 @@ int ms__kvm_clear_range(ms_kvm *kvm, uint64_t gpa, uint64_t last)
         return 0; /* KVM_GET_DIRTY_LOG already re-protected */
     }
     int first = 0;
-    struct ms__range want = { gpa, last };
+    struct ms__range want = {gpa, last};
     for (size_t i = 0; i < kvm->nr_slots; i++) {
         struct ms__kvm_live *l = &kvm->slots[i];
-        struct ms__range r = { l->s.gpa, l->s.gpa + (l->s.size - 1) }, x;
-        if (!(l->s.flags & MS__KVM_LOG) ||
-            !ms__range_intersect(r, want, &x)) {
+        struct ms__range r = {l->s.gpa, l->s.gpa + (l->s.size - 1)}, x;
+        if (!(l->s.flags & MS__KVM_LOG) || !ms__range_intersect(r, want, &x)) {
             continue;
         }
         uint64_t p0 = (x.first - r.first) / kvm->page_size;
@@ -540,8 +540,8 @@ int ms__kvm_ioeventfd(ms_kvm *kvm, const struct ms_kvm_ioeventfd *e)
     if (rc < 0) {
         kvm->stats.ioctl_errors++;
     }
-    struct ms_kvm_event ev = { .kind = MS_KVM_EV_IOEVENTFD, .result = rc,
-                               .ns = ns, .ioeventfd = e };
+    struct ms_kvm_event ev = {
+        .kind = MS_KVM_EV_IOEVENTFD, .result = rc, .ns = ns, .ioeventfd = e};
     trace(kvm, &ev);
     return rc;
 }
@@ -563,9 +563,11 @@ MS_EXPORT int ms_kvm_slot(const ms_kvm *kvm, size_t i,
         return -ERANGE;
     }
     const struct ms__kvm_slot *s = &kvm->slots[i].s;
-    *out = (struct ms_kvm_memslot){ .slot = s->id, .flags = s->flags,
-                                    .gpa = s->gpa, .size = s->size,
-                                    .host = s->host };
+    *out = (struct ms_kvm_memslot){.slot = s->id,
+                                   .flags = s->flags,
+                                   .gpa = s->gpa,
+                                   .size = s->size,
+                                   .host = s->host};
     return 0;
 }
 

@@ -102,10 +102,10 @@ static int ensure_signal(ms_kvm *kvm)
     if (sigaction(kvm->kick_signal, NULL, &old) != 0) {
         return -errno;
     }
-    bool has_handler = (old.sa_flags & SA_SIGINFO)
-                           ? old.sa_sigaction != NULL
-                           : (old.sa_handler != SIG_DFL &&
-                              old.sa_handler != SIG_IGN);
+    bool has_handler =
+        (old.sa_flags & SA_SIGINFO)
+            ? old.sa_sigaction != NULL
+            : (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN);
     if (!has_handler) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -155,8 +155,8 @@ MS_EXPORT int ms_kvm_vcpu_new(ms_kvm *kvm, unsigned id, ms_kvm_vcpu **out)
         free(v);
         return err;
     }
-    void *run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     v->fd, 0);
+    void *run =
+        mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (run == MAP_FAILED) {
         err = -errno;
         close(v->fd);
