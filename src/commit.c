@@ -409,6 +409,10 @@ int ms__commit_outermost(ms_system *sys)
             (void)ms__call_simple(sys, p->l, p->l->commit, "commit");
         }
         ms__flatview_reclaim(sys);
+        /* Regions whose last DMA mapping went since they were released. */
+        if (sys->zombies) {
+            ms__region_reap(sys);
+        }
     } else if (sys->ioeventfd_pending) {
         for (ms_as *as = sys->as_first; as; as = as->next) {
             (void)ms__as_update_ioeventfds(as);

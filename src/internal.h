@@ -312,6 +312,8 @@ const char *ms__region_type(const ms_region *r);
 
 /* render.c */
 int ms__render(ms_system *sys, ms_region *root, ms_flatview **out);
+/* The ranges before the merge of 2.5 (the KVM backend's slot units). */
+int ms__render_unmerged(ms_region *root, ms__fr **out, size_t *nr);
 ms_region *ms__flatview_root_of(ms_region *as_root);
 uint8_t ms__region_log_mask(const ms_region *r);
 

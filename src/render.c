@@ -330,9 +330,8 @@ static int render_ranges(ms_region *root, bool merge, ms__fr **out,
  * The ranges of @root before the merge of section 2.5 (malloc()ed, sorted;
  * NULL/0 for a NULL root): each is one stretch of one rendering path, the
  * unit that can change independently (the KVM backend's slot boundaries,
- * src/kvm/listener.c).  Declared here and in src/kvm/kvm_int.h.
+ * src/kvm/listener.c).
  */
-int ms__render_unmerged(ms_region *root, ms__fr **out, size_t *nr);
 int ms__render_unmerged(ms_region *root, ms__fr **out, size_t *nr)
 {
     if (!root) {

@@ -113,10 +113,6 @@ struct ms_kvm {
     bool signal_ready;
 };
 
-/* render.c (core): the view before merging; see there. */
-int ms__render_unmerged(ms_region *root, struct ms_flat_range **out,
-                        size_t *nr);
-
 /* kvm.c: the kernel side of the seam. */
 extern const struct ms_kvm_ops ms__kvm_real_ops;
 int ms__kvm_open(ms_kvm *kvm, int vm_fd, bool manual_dirty);
