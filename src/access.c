@@ -101,8 +101,32 @@ struct tls_state {
  */
 static __thread struct tls_state tls __attribute__((tls_model("initial-exec")));
 
-static ALWAYS_INLINE const struct ms__dent *find(const struct ms__dispatch *d,
-                                                 uint64_t gpa)
+/*
+ * Scan a leaf bucket @b for @gpa: its entries are in address order and the
+ * first one ending at or after @gpa holds it, unless @gpa falls in a gap.
+ */
+static ALWAYS_INLINE const struct ms__dent *
+scan_bucket(const struct ms__dispatch *d, uint32_t b, uint64_t gpa)
+{
+    const struct ms__dent *e = &d->dents[b & MS__DB_IDX_MASK];
+    const struct ms__dent *end = e + (b >> MS__DB_IDX_BITS);
+    while (gpa > e->last) {
+        if (e == end) {
+            return NULL;
+        }
+        e++;
+    }
+    return gpa >= e->gpa ? e : NULL;
+}
+
+/*
+ * Below the root node: the last-hit cache first, then the walk down the
+ * child nodes.  A root bucket is one read, as cheap as the cache check, so
+ * the cache only guards the deeper levels (dense clusters of ranges, where
+ * consecutive accesses often stay in one range).
+ */
+static ALWAYS_INLINE const struct ms__dent *
+find_deep(const struct ms__dispatch *d, uint32_t b, uint64_t gpa)
 {
     struct hit *h = &tls.hit;
     if (h->d == d && h->idx < d->nr) {
@@ -111,7 +135,15 @@ static ALWAYS_INLINE const struct ms__dent *find(const struct ms__dispatch *d,
             return e;
         }
     }
-    const struct ms__dent *e = ms__dispatch_find(d, gpa);
+    do {
+        const struct ms__dnode *n = &d->nodes[b & ~MS__DB_NODE];
+        uint64_t off = gpa - n->base;
+        if (off > n->span) {
+            return NULL;
+        }
+        b = n->buckets[off >> n->shift];
+    } while (b & MS__DB_NODE);
+    const struct ms__dent *e = scan_bucket(d, b, gpa);
     if (e) {
         h->d = d;
         h->idx = (size_t)(e - d->dents);
@@ -120,51 +152,39 @@ static ALWAYS_INLINE const struct ms__dent *find(const struct ms__dispatch *d,
 }
 
 /*
- * The same without any call, for the fast paths; NULL also when the view
- * has no index (the slow path then searches).  Keeping calls out of the
- * fast paths keeps them free of register saves.
+ * The range holding @gpa in @d, or NULL: a hole, or, with @no_calls, a
+ * view without index or an address below the root node (the fast paths
+ * then take their slow path, which looks again with the cache).  Keeping
+ * calls out of the fast paths keeps them free of register saves.
  */
+static ALWAYS_INLINE const struct ms__dent *
+lookup(const struct ms__dispatch *d, uint64_t gpa, bool no_calls)
+{
+    const struct ms__dnode *n = d->nodes;
+    if (UNLIKELY(!n)) {
+        return no_calls ? NULL : ms__dispatch_bsearch(d, gpa);
+    }
+    uint64_t off = gpa - n->base;
+    if (off > n->span) {
+        return NULL;
+    }
+    uint32_t b = n->buckets[off >> n->shift];
+    if (UNLIKELY(b & MS__DB_NODE)) {
+        return no_calls ? NULL : find_deep(d, b, gpa);
+    }
+    return scan_bucket(d, b, gpa);
+}
+
+static ALWAYS_INLINE const struct ms__dent *find(const struct ms__dispatch *d,
+                                                 uint64_t gpa)
+{
+    return lookup(d, gpa, false);
+}
+
 static ALWAYS_INLINE const struct ms__dent *
 find_fast(const struct ms__dispatch *d, uint64_t gpa)
 {
-    struct hit *h = &tls.hit;
-    const struct ms__dent *e;
-    if (h->d == d && h->idx < d->nr) {
-        e = &d->dents[h->idx];
-        if (gpa - e->gpa <= e->last - e->gpa) {
-            return e;
-        }
-    }
-    const struct ms__dnode *n = d->nodes;
-    if (UNLIKELY(!n)) {
-        return NULL;
-    }
-    uint32_t b;
-    for (;;) {
-        uint64_t off = gpa - n->base;
-        if (off > n->span) {
-            return NULL;
-        }
-        b = n->buckets[off >> n->shift];
-        if (!(b & MS__DB_NODE)) {
-            break;
-        }
-        n = &d->nodes[b & ~MS__DB_NODE];
-    }
-    e = &d->dents[b & MS__DB_IDX_MASK];
-    const struct ms__dent *end = e + (b >> MS__DB_IDX_BITS);
-    while (gpa > e->last) {
-        if (e == end) {
-            return NULL;
-        }
-        e++;
-    }
-    if (gpa < e->gpa) {
-        return NULL;
-    }
-    h->d = d;
-    h->idx = (size_t)(e - d->dents);
-    return e;
+    return lookup(d, gpa, true);
 }
 
 /* ---- ops that are not the caller's --------------------------------------- */
@@ -625,6 +645,18 @@ static bool guard_enter(ms_system *sys, const struct ms__dent *e,
     return false;
 }
 
+/* guard_enter() with the common case inline: no device callback running. */
+static ALWAYS_INLINE bool guard_push(ms_system *sys, const struct ms__dent *e,
+                                     uint64_t offset)
+{
+    if (LIKELY(tls.depth == 0)) {
+        tls.guard[0] = e->guard_key;
+        tls.depth = 1;
+        return true;
+    }
+    return guard_enter(sys, e, offset);
+}
+
 /*
  * The adjusted-size loop (7.4.4): @size bytes at @offset as callbacks of
  * the sizes the ops implement.  @value is in the device's order.
@@ -646,7 +678,7 @@ static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
     uint64_t mask = step >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * step)) - 1;
     bool big = dev_big(sys, ops);
     bool guarded = e->flags & MS__D_GUARD;
-    if (guarded && !guard_enter(sys, e, offset)) {
+    if (guarded && !guard_push(sys, e, offset)) {
         return MS_TX_ACCESS_ERROR;
     }
     ms_tx_result r = MS_TX_OK;
@@ -692,7 +724,7 @@ static ms_tx_result dispatch_read(ms_system *sys, const struct ms__dent *e,
                                   struct ms_attrs attrs)
 {
     if (e && mmio_simple(e->mmio, offset, size)) {
-        if ((e->flags & MS__D_GUARD) && !guard_enter(sys, e, offset)) {
+        if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
             *value = 0;
             return MS_TX_ACCESS_ERROR;
         }
@@ -729,7 +761,7 @@ static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
         if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
             return MS_TX_OK;
         }
-        if ((e->flags & MS__D_GUARD) && !guard_enter(sys, e, offset)) {
+        if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
             return MS_TX_ACCESS_ERROR;
         }
         uint64_t mask =
