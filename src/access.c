@@ -14,9 +14,9 @@
  * fixed at creation (kind, ops, opaque, RAM block, guard key, name).
  *
  * Per-thread state (the only mutable state outside an ms_system): a small
- * last-hit cache (view table + entry index; a hint, checked against the
- * current table on every use, so it can never return a range of a retired
- * view) and the re-entrancy guard's stack of devices whose callbacks are
+ * last-hit cache (an entry pointer; a hint, checked against the current
+ * table on every use, so it can never return a range of a retired view)
+ * and the re-entrancy guard's stack of devices whose callbacks are
  * running on this thread.
  *
  * Quirks kept on purpose (they are QEMU's observable behaviour): MMIO
@@ -84,13 +84,8 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 
 /* ---- per-thread state --------------------------------------------------- */
 
-struct hit {
-    const struct ms__dispatch *d;
-    size_t idx;
-};
-
 struct tls_state {
-    struct hit hit; /* the last range hit, in any view */
+    const struct ms__dent *hit; /* the last range hit, in any view */
     unsigned depth;
     const void *guard[GUARD_DEPTH];
 };
@@ -120,59 +115,51 @@ scan_bucket(const struct ms__dispatch *d, uint32_t b, uint64_t gpa)
 }
 
 /*
- * Below the root node: the last-hit cache first, then the walk down the
- * child nodes.  A root bucket is one read, as cheap as the cache check, so
- * the cache only guards the deeper levels (dense clusters of ranges, where
- * consecutive accesses often stay in one range).
- */
-static ALWAYS_INLINE const struct ms__dent *
-find_deep(const struct ms__dispatch *d, uint32_t b, uint64_t gpa)
-{
-    struct hit *h = &tls.hit;
-    if (h->d == d && h->idx < d->nr) {
-        const struct ms__dent *e = &d->dents[h->idx];
-        if (gpa - e->gpa <= e->last - e->gpa) {
-            return e;
-        }
-    }
-    do {
-        const struct ms__dnode *n = &d->nodes[b & ~MS__DB_NODE];
-        uint64_t off = gpa - n->base;
-        if (off > n->span) {
-            return NULL;
-        }
-        b = n->buckets[off >> n->shift];
-    } while (b & MS__DB_NODE);
-    const struct ms__dent *e = scan_bucket(d, b, gpa);
-    if (e) {
-        h->d = d;
-        h->idx = (size_t)(e - d->dents);
-    }
-    return e;
-}
-
-/*
  * The range holding @gpa in @d, or NULL: a hole, or, with @no_calls, a
- * view without index or an address below the root node (the fast paths
- * then take their slow path, which looks again with the cache).  Keeping
- * calls out of the fast paths keeps them free of register saves.
+ * view without index (the fast paths then take their slow path, which
+ * searches).  Keeping calls out of the fast paths keeps them free of
+ * register saves.
+ *
+ * The last-hit cache comes first: consecutive accesses mostly stay in one
+ * range.  It is a bare entry pointer, trusted only if it points into @d's
+ * own entry array: a pointer left over from a retired table is compared,
+ * never dereferenced, and any entry of the live table is a valid range
+ * (entry arrays are 64-byte aligned, so an old entry address inside a new
+ * array is one of its entries).
  */
 static ALWAYS_INLINE const struct ms__dent *
 lookup(const struct ms__dispatch *d, uint64_t gpa, bool no_calls)
 {
+    const struct ms__dent *e = tls.hit;
+    if ((uintptr_t)e - (uintptr_t)d->dents < d->nr * sizeof(*e) &&
+        gpa - e->gpa <= e->last - e->gpa) {
+        return e;
+    }
     const struct ms__dnode *n = d->nodes;
     if (UNLIKELY(!n)) {
-        return no_calls ? NULL : ms__dispatch_bsearch(d, gpa);
+        if (no_calls) {
+            return NULL;
+        }
+        e = ms__dispatch_bsearch(d, gpa);
+    } else {
+        uint32_t b;
+        for (;;) {
+            uint64_t off = gpa - n->base;
+            if (off > n->span) {
+                return NULL;
+            }
+            b = n->buckets[off >> n->shift];
+            if (!(b & MS__DB_NODE)) {
+                break;
+            }
+            n = &d->nodes[b & ~MS__DB_NODE];
+        }
+        e = scan_bucket(d, b, gpa);
     }
-    uint64_t off = gpa - n->base;
-    if (off > n->span) {
-        return NULL;
+    if (e) {
+        tls.hit = e;
     }
-    uint32_t b = n->buckets[off >> n->shift];
-    if (UNLIKELY(b & MS__DB_NODE)) {
-        return no_calls ? NULL : find_deep(d, b, gpa);
-    }
-    return scan_bucket(d, b, gpa);
+    return e;
 }
 
 static ALWAYS_INLINE const struct ms__dent *find(const struct ms__dispatch *d,
