@@ -127,8 +127,8 @@ scan_bucket(const struct ms__dispatch *d, uint32_t b, uint64_t gpa)
  * (entry arrays are 64-byte aligned, so an old entry address inside a new
  * array is one of its entries).
  */
-static ALWAYS_INLINE const struct ms__dent *
-lookup(const struct ms__dispatch *d, uint64_t gpa, bool no_calls)
+static ALWAYS_INLINE const struct ms__dent *lookup(const struct ms__dispatch *d,
+                                                   uint64_t gpa, bool no_calls)
 {
     const struct ms__dent *e = tls.hit;
     if ((uintptr_t)e - (uintptr_t)d->dents < d->nr * sizeof(*e) &&
