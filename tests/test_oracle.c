@@ -14,7 +14,6 @@
  * regions (one "pci_bridge_io" per PCI bridge) it may merge them into one
  * target; the set comparison is immune to that, the multiset one is not.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -55,11 +54,11 @@ struct built {
 static int create_region(struct built *b, json_t *jr, size_t id)
 {
     const char *kind = json_string_value(json_object_get(jr, "kind"));
-    struct ms_region_config cfg = { 0 };
+    struct ms_region_config cfg = {0};
     cfg.name = json_string_value(json_object_get(jr, "name"));
     cfg.owner = json_string_value(json_object_get(jr, "owner"));
-    if (!kind || !cfg.name || parse_u64(json_object_get(jr, "size"),
-                                        &cfg.size)) {
+    if (!kind || !cfg.name ||
+        parse_u64(json_object_get(jr, "size"), &cfg.size)) {
         return -1;
     }
     cfg.readonly = json_is_true(json_object_get(jr, "readonly"));
@@ -113,7 +112,8 @@ static size_t *as_creation_order(json_t *ases, json_t *views)
     REQUIRE(before && order && placed);
     size_t vi;
     json_t *v;
-    json_array_foreach(views, vi, v) {
+    json_array_foreach(views, vi, v)
+    {
         json_t *list = json_object_get(v, "address_spaces");
         for (size_t k = 1; k < json_array_size(list); k++) {
             size_t a = (size_t)json_integer_value(json_array_get(list, k - 1));
@@ -204,8 +204,8 @@ static int build(struct built *b, json_t *root)
     }
     /* Children in reverse list order reproduce QEMU's list order. */
     for (size_t i = 0; i < b->nr; i++) {
-        json_t *subs = json_object_get(json_array_get(regions, i),
-                                       "subregions");
+        json_t *subs =
+            json_object_get(json_array_get(regions, i), "subregions");
         for (size_t k = json_array_size(subs); k-- > 0;) {
             json_int_t c = json_integer_value(json_array_get(subs, k));
             json_t *jc = json_array_get(regions, (size_t)c);
@@ -214,10 +214,9 @@ static int build(struct built *b, json_t *root)
                 parse_u64(json_object_get(jc, "addr"), &addr)) {
                 return -1;
             }
-            int prio = (int)json_integer_value(json_object_get(jc,
-                                                               "priority"));
-            int err = ms_region_add_prio(b->regions[i], addr, b->regions[c],
-                                         prio);
+            int prio = (int)json_integer_value(json_object_get(jc, "priority"));
+            int err =
+                ms_region_add_prio(b->regions[i], addr, b->regions[c], prio);
             if (err) {
                 fprintf(stderr, "cannot add region %lld to %zu: %d\n",
                         (long long)c, i, err);
@@ -306,19 +305,17 @@ static int run_config(const char *dir)
         fprintf(stderr, "%s:%d: %s\n", path, jerr.line, jerr.text);
         return 0;
     }
-    struct built b = { 0 };
+    struct built b = {0};
     REQUIRE(ms_system_new(NULL, &b.sys) == 0);
     int ok = build(&b, root) == 0;
     if (!ok) {
         fprintf(stderr, "%s: cannot build the topology\n", path);
     } else {
         ok &= compare(b.sys, MS_MTREE_FLAT, dir, "flat.txt", 1, 1, 1, 1);
-        ok &= compare(b.sys, MS_MTREE_DISABLED, dir, "mtree-D.txt", 1, 0, 1,
-                      1);
+        ok &= compare(b.sys, MS_MTREE_DISABLED, dir, "mtree-D.txt", 1, 0, 1, 1);
         int extra =
             compare(b.sys, MS_MTREE_FLAT, dir, "flat.txt", 1, 1, 0, 0) &&
-            compare(b.sys, MS_MTREE_DISABLED, dir, "mtree-D.txt", 1, 0, 0,
-                    0) &&
+            compare(b.sys, MS_MTREE_DISABLED, dir, "mtree-D.txt", 1, 0, 0, 0) &&
             compare(b.sys, 0, dir, "mtree.txt", 1, 0, 0, 0) &&
             compare(b.sys, MS_MTREE_DISABLED | MS_MTREE_OWNER, dir,
                     "mtree-oD.txt", 1, 0, 0, 0);
@@ -330,43 +327,19 @@ static int run_config(const char *dir)
     return ok;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "usage: %s ORACLE-DIR\n", argv[0]);
         return 2;
     }
-    DIR *d = opendir(argv[1]);
-    if (!d) {
+    static char *names[4096];
+    int got = tu_list_configs(argv[1], "tree.json", names, 4096);
+    if (got < 0) {
         fprintf(stderr, "%s: cannot open: %s\n", argv[1], strerror(errno));
         return 1;
     }
-    char *names[4096];
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && n < 4096) {
-        char path[8192];
-        if (de->d_name[0] == '.') {
-            continue;
-        }
-        int pl = snprintf(path, sizeof(path), "%s/%s/tree.json", argv[1],
-                          de->d_name);
-        if (pl < 0 || (size_t)pl >= sizeof(path)) {
-            continue;
-        }
-        FILE *f = fopen(path, "r");
-        if (f) {
-            fclose(f);
-            names[n++] = strdup(de->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
+    size_t n = (size_t)got;
     size_t match = 0;
     for (size_t i = 0; i < n; i++) {
         char dir[8192];
@@ -374,11 +347,11 @@ int main(int argc, char **argv)
         int ok = run_config(dir);
         printf("%-24s %s\n", names[i], ok ? "match" : "MISMATCH");
         match += (size_t)ok;
-        free(names[i]);
     }
     printf("(informational: %d/%d also match flat, -D, plain and -oD as "
            "multisets of blocks)\n",
            extra_match, extra_total);
+    tu_names_free(names, n);
     printf("%zu/%zu configurations match\n", match, n);
     return n > 0 && match == n ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -54,39 +55,39 @@ static ms_region *mk(ms_system *sys, struct ms_region_config cfg)
 
 ms_region *tu_container(ms_system *sys, const char *name, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){
-                       .kind = MS_REGION_CONTAINER, .name = name,
-                       .size = size });
+    return mk(sys, (struct ms_region_config){.kind = MS_REGION_CONTAINER,
+                                             .name = name,
+                                             .size = size});
 }
 
 ms_region *tu_ram(ms_system *sys, const char *name, uint64_t size)
 {
     return mk(sys, (struct ms_region_config){
-                       .kind = MS_REGION_RAM, .name = name, .size = size });
+                       .kind = MS_REGION_RAM, .name = name, .size = size});
 }
 
 ms_region *tu_rom(ms_system *sys, const char *name, uint64_t size)
 {
     return mk(sys, (struct ms_region_config){
-                       .kind = MS_REGION_ROM, .name = name, .size = size });
+                       .kind = MS_REGION_ROM, .name = name, .size = size});
 }
 
 ms_region *tu_io(ms_system *sys, const char *name, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){ .kind = MS_REGION_IO,
-                                              .name = name,
-                                              .size = size,
-                                              .ops = &tu_dummy_ops });
+    return mk(sys, (struct ms_region_config){.kind = MS_REGION_IO,
+                                             .name = name,
+                                             .size = size,
+                                             .ops = &tu_dummy_ops});
 }
 
 ms_region *tu_alias(ms_system *sys, const char *name, ms_region *target,
                     uint64_t offset, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){ .kind = MS_REGION_ALIAS,
-                                              .name = name,
-                                              .size = size,
-                                              .alias_target = target,
-                                              .alias_offset = offset });
+    return mk(sys, (struct ms_region_config){.kind = MS_REGION_ALIAS,
+                                             .name = name,
+                                             .size = size,
+                                             .alias_target = target,
+                                             .alias_offset = offset});
 }
 
 void tu_add(ms_region *c, uint64_t offset, ms_region *sub, int32_t prio)
@@ -118,12 +119,10 @@ char *tu_flat_lines(const ms_as *as)
             buf = realloc(buf, cap);
             REQUIRE(buf);
         }
-        len += (size_t)sprintf(buf + len,
-                               "%016" PRIx64 "-%016" PRIx64 " %s%s%s", fr.gpa,
-                               fr.last, fr.nonvolatile ? "nv-" : "",
-                               fr.readonly ? "rom"
-                                           : ms_region_type_name(fr.mr),
-                               " ");
+        len += (size_t)sprintf(
+            buf + len, "%016" PRIx64 "-%016" PRIx64 " %s%s%s", fr.gpa, fr.last,
+            fr.nonvolatile ? "nv-" : "",
+            fr.readonly ? "rom" : ms_region_type_name(fr.mr), " ");
         len += (size_t)sprintf(buf + len, "%s", name);
         if (fr.offset) {
             len += (size_t)sprintf(buf + len, " @%" PRIx64, fr.offset);
@@ -221,8 +220,7 @@ static void sort_blocks(char **b, size_t *n, int set)
     *n = out;
 }
 
-int tu_blocks_equal(const char *got, const char *expected, int set,
-                    FILE *diag)
+int tu_blocks_equal(const char *got, const char *expected, int set, FILE *diag)
 {
     size_t ng, ne;
     char **g = split_blocks(got, &ng);
@@ -289,4 +287,48 @@ char *tu_strip_accel(const char *text)
     }
     out[o] = 0;
     return out;
+}
+
+static int tu_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int tu_list_configs(const char *dir, const char *file, char **names, size_t max)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        return -1;
+    }
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < max) {
+        char path[8192];
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        int pl =
+            snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name, file);
+        if (pl < 0 || (size_t)pl >= sizeof(path)) {
+            continue;
+        }
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fclose(f);
+            char *name = strdup(de->d_name);
+            if (name) {
+                names[n++] = name;
+            }
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), tu_name_cmp);
+    return (int)n;
+}
+
+void tu_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+    }
 }

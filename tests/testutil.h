@@ -37,6 +37,15 @@ int tu_blocks_equal(const char *got, const char *expected, int set,
 /* Remove " KVM"-style accelerator suffixes from flat range lines. */
 char *tu_strip_accel(const char *text);
 
+/*
+ * The subdirectories of @dir holding a file named @file, sorted by name
+ * (malloc()ed names, at most @max); returns how many, or -1 with errno if
+ * @dir cannot be opened.  Free with tu_names_free().
+ */
+int tu_list_configs(const char *dir, const char *file, char **names,
+                    size_t max);
+void tu_names_free(char **names, size_t n);
+
 /* Log hook that records the last message (for error-message tests). */
 extern char tu_last_log[512];
 extern int tu_log_count;

@@ -14,7 +14,6 @@
  * flat text, ms_explain() is also checked at every range boundary of every
  * address space.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,39 +148,19 @@ static struct result run(const char *dir, int with_flat, int verbose)
     return res;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "usage: %s ORACLE-DIR\n", argv[0]);
         return 2;
     }
-    DIR *d = opendir(argv[1]);
-    if (!d) {
+    static char *names[4096];
+    int got = tu_list_configs(argv[1], "mtree-oD.txt", names, 4096);
+    if (got < 0) {
         fprintf(stderr, "%s: %s (skipped)\n", argv[1], strerror(errno));
         return MS_SKIP;
     }
-    char *names[4096];
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && n < 4096) {
-        char path[8192];
-        if (de->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s/mtree-oD.txt", argv[1], de->d_name);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            fclose(f);
-            names[n++] = strdup(de->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
+    size_t n = (size_t)got;
     size_t both = 0, nf_flat = 0, nf_tree = 0;
     for (size_t i = 0; i < n; i++) {
         char dir[8192];
@@ -199,7 +178,6 @@ int main(int argc, char **argv)
         both += (size_t)(with.flat && with.tree);
         nf_flat += (size_t)without.flat;
         nf_tree += (size_t)without.tree;
-        free(names[i]);
     }
     printf("%zu/%zu configurations match with --flat (flat.txt and "
            "mtree-D.txt)\n",
@@ -207,6 +185,7 @@ int main(int argc, char **argv)
     printf("without --flat: %zu/%zu match flat.txt, %zu/%zu match "
            "mtree-D.txt\n",
            nf_flat, n, nf_tree, n);
+    tu_names_free(names, n);
     CHECK(n > 0);
     return ms_test_summary("tool_oracle");
 }

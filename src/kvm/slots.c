@@ -91,6 +91,38 @@ static uint64_t popcount(const uint64_t *map, size_t words)
 }
 
 /*
+ * Count a dirty-log ioctl of @l that took @ns and returned @rc, and trace
+ * it: pages [first, first + num) with @dirty pages set.
+ */
+static void dirty_ioctl_done(ms_kvm *kvm, const struct ms__kvm_live *l,
+                             enum ms_kvm_event_kind kind, int rc, uint64_t ns,
+                             uint64_t first, uint64_t num, uint64_t dirty)
+{
+    kvm->stats.ioctl_ns += ns;
+    kvm->stats.dirty_ioctls++;
+    if (rc < 0) {
+        kvm->stats.ioctl_errors++;
+    }
+    struct ms_kvm_memslot m = {.slot = l->s.id,
+                               .flags = l->s.flags,
+                               .gpa = l->s.gpa,
+                               .size = l->s.size,
+                               .host = l->s.host};
+    struct ms_kvm_event ev = {
+        .kind = kind,
+        .result = rc,
+        .ns = ns,
+        .slot = &m,
+        .region = slot_region(l),
+        .offset = l->s.offset,
+        .first_page = first,
+        .num_pages = num,
+        .dirty_pages = dirty,
+    };
+    trace(kvm, &ev);
+}
+
+/*
  * KVM_GET_DIRTY_LOG of @l merged into its region.  In manual mode the
  * result is also cached for log_clear.
  */
@@ -105,32 +137,12 @@ static int sync_slot(ms_kvm *kvm, struct ms__kvm_live *l)
     uint64_t t0 = ms__kvm_now_ns();
     int rc = kvm->ops.get_dirty_log(kvm->ops_opaque, l->s.id, map);
     uint64_t ns = ms__kvm_now_ns() - t0;
-    kvm->stats.ioctl_ns += ns;
-    kvm->stats.dirty_ioctls++;
     if (rc == -ENOENT) {
         rc = 0; /* no bitmap in the kernel: nothing dirty (QEMU) */
     }
-    if (rc < 0) {
-        kvm->stats.ioctl_errors++;
-    }
-    struct ms_kvm_memslot m = {.slot = l->s.id,
-                               .flags = l->s.flags,
-                               .gpa = l->s.gpa,
-                               .size = l->s.size,
-                               .host = l->s.host};
-    struct ms_kvm_event ev = {
-        .kind = MS_KVM_EV_GET_DIRTY_LOG,
-        .result = rc,
-        .ns = ns,
-        .slot = &m,
-        .region = slot_region(l),
-        .offset = l->s.offset,
-        .first_page = 0,
-        .num_pages = pages,
-        .dirty_pages = rc == 0 ? popcount(map, words) : 0,
-    };
-    trace(kvm, &ev);
-    if (rc == 0 && ev.dirty_pages) {
+    uint64_t dirty = rc == 0 ? popcount(map, words) : 0;
+    dirty_ioctl_done(kvm, l, MS_KVM_EV_GET_DIRTY_LOG, rc, ns, 0, pages, dirty);
+    if (rc == 0 && dirty) {
         int err = ms_region_merge_dirty(slot_region(l), l->s.offset, map, pages,
                                         (uint32_t)kvm->page_size);
         if (err < 0) {
@@ -189,31 +201,13 @@ static int clear_slot(ms_kvm *kvm, struct ms__kvm_live *l, uint64_t p0,
         rc = kvm->ops.clear_dirty_log(kvm->ops_opaque, l->s.id, w0,
                                       (uint32_t)num, map);
         uint64_t ns = ms__kvm_now_ns() - t0;
-        kvm->stats.ioctl_ns += ns;
-        kvm->stats.dirty_ioctls++;
         if (rc < 0) {
-            kvm->stats.ioctl_errors++;
             ms__log(kvm->sys, MS_LOG_ERROR,
                     "KVM_CLEAR_DIRTY_LOG of slot %u failed (errno %d)", l->s.id,
                     -rc);
         }
-        struct ms_kvm_memslot m = {.slot = l->s.id,
-                                   .flags = l->s.flags,
-                                   .gpa = l->s.gpa,
-                                   .size = l->s.size,
-                                   .host = l->s.host};
-        struct ms_kvm_event ev = {
-            .kind = MS_KVM_EV_CLEAR_DIRTY_LOG,
-            .result = rc,
-            .ns = ns,
-            .slot = &m,
-            .region = slot_region(l),
-            .offset = l->s.offset,
-            .first_page = w0,
-            .num_pages = num,
-            .dirty_pages = popcount(map, words),
-        };
-        trace(kvm, &ev);
+        dirty_ioctl_done(kvm, l, MS_KVM_EV_CLEAR_DIRTY_LOG, rc, ns, w0, num,
+                         popcount(map, words));
     }
     if (rc == 0) {
         for (uint64_t pg = p0; pg <= p1; pg++) {
