@@ -278,18 +278,14 @@ static const struct ms_region_ops ramdev_ops = {
 
 /*
  * MMIO fast path: for ops with plain callbacks and no accepts(), the rules
- * of 7.4.2 and 7.4.4 boil down to a few numbers, kept in the entry so that
- * a common access (valid, one callback of exactly its size) needs nothing
- * else: valid.min, valid.max (0: any), impl min/max (normalised), whether
- * the guest may be unaligned, and the device's byte order.
+ * of 7.4.2 and 7.4.4 boil down to a few bits kept in the entry, so that a
+ * common access (valid, one callback of exactly its size) needs nothing
+ * else: bit s (s = 1, 2, 4, 8) says an access of s bytes is valid and is
+ * one callback of s bytes; then whether the guest may be unaligned and the
+ * device's byte order.  0: no fast path.
  */
-#define MM_FAST (1u << 20)
 #define MM_VUNAL (1u << 16)
 #define MM_BIG (1u << 17)
-#define MM_VMIN(m) ((m)&0xfu)
-#define MM_VMAX(m) (((m) >> 4) & 0xfu)
-#define MM_AMIN(m) (((m) >> 8) & 0xfu)
-#define MM_AMAX(m) (((m) >> 12) & 0xfu)
 
 static unsigned clamp8(unsigned v)
 {
@@ -307,9 +303,18 @@ static uint32_t mmio_summary(const ms_system *sys,
     unsigned amax = ops->impl.max_access_size;
     amin = amin ? clamp8(amin) : 1;
     amax = amax ? clamp8(amax) : 4;
-    uint32_t m = MM_FAST | ops->valid.min_access_size |
-                 clamp8(ops->valid.max_access_size) << 4 | amin << 8 |
-                 amax << 12;
+    unsigned vmin = ops->valid.min_access_size;
+    unsigned vmax = ops->valid.max_access_size; /* 0: any size is valid */
+    uint32_t m = 0;
+    for (unsigned size = 1; size <= 8; size *= 2) {
+        bool valid = vmax == 0 || (size >= vmin && size <= vmax);
+        if (valid && size >= amin && size <= amax) {
+            m |= 1u << size;
+        }
+    }
+    if (!m) {
+        return 0;
+    }
     if (ops->valid.unaligned) {
         m |= MM_VUNAL;
     }
@@ -320,17 +325,11 @@ static uint32_t mmio_summary(const ms_system *sys,
     return m;
 }
 
-/* A valid access of exactly one callback of @size bytes. */
 static ALWAYS_INLINE bool mmio_simple(uint32_t m, uint64_t offset,
                                       unsigned size)
 {
-    if (!(m & MM_FAST) || size < MM_AMIN(m) || size > MM_AMAX(m)) {
-        return false;
-    }
-    if (!(m & MM_VUNAL) && (offset & (size - 1))) {
-        return false;
-    }
-    return MM_VMAX(m) == 0 || (size <= MM_VMAX(m) && size >= MM_VMIN(m));
+    return size <= 8 && (m & (1u << size)) &&
+           ((m & MM_VUNAL) || !(offset & (size - 1)));
 }
 
 void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
@@ -702,6 +701,53 @@ static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
 }
 
 /*
+ * The MMIO fast path of a read (mmio_simple() said yes): one callback of
+ * @size bytes; @*value comes back in the requested order (@big).
+ */
+static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
+                                                 const struct ms__dent *e,
+                                                 uint64_t offset,
+                                                 uint64_t *value, unsigned size,
+                                                 bool big)
+{
+    if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
+        *value = 0;
+        return MS_TX_ACCESS_ERROR;
+    }
+    uint64_t mask = size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
+    uint64_t v = e->ops->read(e->opaque, offset, size) & mask;
+    if (e->flags & MS__D_GUARD) {
+        tls.depth--;
+    }
+    *value = big != !!(e->mmio & MM_BIG) ? bswap_sized(v, size) : v;
+    return MS_TX_OK;
+}
+
+/* The same for a write: @value is in the requested order (@big). */
+static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
+                                                  const struct ms__dent *e,
+                                                  uint64_t offset,
+                                                  uint64_t value, unsigned size,
+                                                  bool big)
+{
+    if (big != !!(e->mmio & MM_BIG)) {
+        value = bswap_sized(value, size);
+    }
+    if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
+        return MS_TX_OK;
+    }
+    if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
+        return MS_TX_ACCESS_ERROR;
+    }
+    uint64_t mask = size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
+    e->ops->write(e->opaque, offset, value & mask, size);
+    if (e->flags & MS__D_GUARD) {
+        tls.depth--;
+    }
+    return MS_TX_OK;
+}
+
+/*
  * memory_region_dispatch_read (7.4.3): @size bytes at @offset of @e (NULL:
  * unassigned); @*value comes back in the requested order (@big).
  */
@@ -711,18 +757,7 @@ static ms_tx_result dispatch_read(ms_system *sys, const struct ms__dent *e,
                                   struct ms_attrs attrs)
 {
     if (e && mmio_simple(e->mmio, offset, size)) {
-        if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
-            *value = 0;
-            return MS_TX_ACCESS_ERROR;
-        }
-        uint64_t mask =
-            size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
-        uint64_t v = e->ops->read(e->opaque, offset, size) & mask;
-        if (e->flags & MS__D_GUARD) {
-            tls.depth--;
-        }
-        *value = big != !!(e->mmio & MM_BIG) ? bswap_sized(v, size) : v;
-        return MS_TX_OK;
+        return mmio_read_fast(sys, e, offset, value, size, big);
     }
     *value = 0;
     if (!access_ok(sys, e, offset, size, false, attrs)) {
@@ -742,22 +777,7 @@ static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
                                    struct ms_attrs attrs)
 {
     if (e && mmio_simple(e->mmio, offset, size)) {
-        if (big != !!(e->mmio & MM_BIG)) {
-            value = bswap_sized(value, size);
-        }
-        if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
-            return MS_TX_OK;
-        }
-        if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
-            return MS_TX_ACCESS_ERROR;
-        }
-        uint64_t mask =
-            size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
-        e->ops->write(e->opaque, offset, value & mask, size);
-        if (e->flags & MS__D_GUARD) {
-            tls.depth--;
-        }
-        return MS_TX_OK;
+        return mmio_write_fast(sys, e, offset, value, size, big);
     }
     if (!access_ok(sys, e, offset, size, true, attrs)) {
         return MS_TX_DECODE_ERROR;
@@ -1048,6 +1068,8 @@ ld_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, unsigned size_big,
                offset <= e->mr->block_size - size) {
         /* ROMD lengths are not clamped to the range (7.2). */
         v = load_ord(e->host + (gpa - e->gpa), size, big);
+    } else if (e && mmio_simple(e->mmio, offset, size)) {
+        r = mmio_read_fast(sys, e, offset, &v, size, big);
     } else {
         /* Includes RAM straddling its range end: the unassigned ops. */
         r = dispatch_read(sys, e, offset, &v, size, big, attrs);
@@ -1109,13 +1131,16 @@ st_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, uint64_t v,
         e = find(&ms__rcu_deref(&as->view)->disp, gpa);
     }
     ms_tx_result r = MS_TX_OK;
-    if (e && (e->flags & MS__D_DIRECT_WRITE) && size - 1 <= e->last - gpa) {
+    uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
+    if (e && mmio_simple(e->mmio, offset, size)) {
+        r = mmio_write_fast(sys, e, offset, v, size, big);
+    } else if (e && (e->flags & MS__D_DIRECT_WRITE) &&
+               size - 1 <= e->last - gpa) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
         if (e->flags & MS__D_DIRTY) {
             ms__dirty_mark(e->mr, e->offset + (gpa - e->gpa), size);
         }
     } else {
-        uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
         r = dispatch_write(sys, e, offset, v, size, big, attrs);
     }
     ms__rcu_read_unlock(&sys->rcu_token);

@@ -907,6 +907,47 @@ static void test_rom_device(void)
     teardown();
 }
 
+/*
+ * A ROMD load straddling the end of its range reads the block (7.2 does
+ * not clamp ROMD lengths), even when the device would take the access
+ * itself (unaligned accesses allowed, so the MMIO fast path qualifies).
+ */
+static void test_romd_straddle(void)
+{
+    setup();
+    struct dev d;
+    dev_plain(&d);
+    d.ops.valid.unaligned = true;
+    d.ops.impl.unaligned = true;
+    ms_region *rd =
+        add_region((struct ms_region_config){.kind = MS_REGION_ROM_DEVICE,
+                                             .name = "flash",
+                                             .size = 0x100,
+                                             .ops = &d.ops,
+                                             .opaque = &d},
+                   0x1000, 0);
+    fill_pattern(rd, 0x10);
+    /* An I/O region above the second half: the ROMD range ends at 0x107f. */
+    struct dev top;
+    dev_plain(&top);
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "top",
+                                         .size = 0x80,
+                                         .ops = &top.ops,
+                                         .opaque = &top},
+               0x1080, 1);
+    ms_tx_result r = MS_TX_ACCESS_ERROR;
+    CHECK_EQ(ms_as_ldl_le(as, 0x107e, U, &r), 0x91908f8e);
+    CHECK_EQ(r, MS_TX_OK);
+    CHECK_EQ(d.n, 0);
+    CHECK_EQ(top.n, 0);
+    /* Out of ROMD mode the device answers. */
+    CHECK_OK(ms_region_set_romd(rd, false));
+    (void)ms_as_ldl_le(as, 0x107e, U, &r);
+    CHECK_EQ(d.n, 1);
+    teardown();
+}
+
 /* RAM devices: exact-size single accesses, never memcpy, never past. */
 static void test_ram_device(void)
 {
@@ -1391,6 +1432,7 @@ int main(void)
     test_attrs_memory();
     test_rom();
     test_rom_device();
+    test_romd_straddle();
     test_ram_device();
     test_readonly_alias();
     test_map();
