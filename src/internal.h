@@ -243,7 +243,19 @@ struct ms__as_ioeventfd {
     uint64_t raddr; /* its region-relative address */
 };
 
+/*
+ * An object built on a system that must let go of it if the system is
+ * freed first (the KVM backend): system_gone() runs at the start of
+ * ms_system_free(), while everything still exists, after the object has
+ * been taken off the list.
+ */
+struct ms__dependent {
+    void (*system_gone)(struct ms__dependent *d);
+    struct ms__dependent *prev, *next;
+};
+
 struct ms_system {
+    struct ms__dependent *dependents;
     ms_log_fn log;
     void *log_opaque;
     bool big_endian;
@@ -350,6 +362,10 @@ void ms__failed_put(struct ms__listener_priv *p, const ms__fr *fr);
 
 /* listener.c */
 void ms__listeners_detach_all(ms_system *sys);
+
+/* system.c: see struct ms__dependent. */
+void ms__dependent_add(ms_system *sys, struct ms__dependent *d);
+void ms__dependent_del(ms_system *sys, struct ms__dependent *d);
 void ms__error_clear(ms_system *sys);
 void ms__error_record(ms_system *sys, int err, const struct ms_listener *l,
                       const char *callback, ms_as *as,

@@ -41,14 +41,12 @@ void ms__log(const ms_system *sys, enum ms_log_level level, const char *fmt,
     sys->log(sys->log_opaque, level, buf);
 }
 
-MS_EXPORT int ms_system_new(const struct ms_system_config *cfg,
-                            ms_system **out)
+MS_EXPORT int ms_system_new(const struct ms_system_config *cfg, ms_system **out)
 {
     if (!out) {
         return -EINVAL;
     }
-    uint32_t page = cfg && cfg->target_page_size ? cfg->target_page_size
-                                                 : 4096;
+    uint32_t page = cfg && cfg->target_page_size ? cfg->target_page_size : 4096;
     if (page < 512 || (page & (page - 1)) != 0) {
         return -EINVAL;
     }
@@ -83,7 +81,13 @@ MS_EXPORT void ms_system_free(ms_system *sys)
                 "ignored");
         return;
     }
-    /* Listeners first, so each hears its unregistration. */
+    /* Objects built on the system let go of it first... */
+    while (sys->dependents) {
+        struct ms__dependent *d = sys->dependents;
+        ms__dependent_del(sys, d);
+        d->system_gone(d);
+    }
+    /* ...then listeners, so each hears its unregistration. */
     ms__listeners_detach_all(sys);
     sys->depth = 0;
     while (sys->as_first) {
@@ -98,6 +102,29 @@ MS_EXPORT void ms_system_free(ms_system *sys)
     ms__flatview_free_now(sys->empty_view);
     ms__region_free_all(sys);
     free(sys);
+}
+
+void ms__dependent_add(ms_system *sys, struct ms__dependent *d)
+{
+    d->prev = NULL;
+    d->next = sys->dependents;
+    if (d->next) {
+        d->next->prev = d;
+    }
+    sys->dependents = d;
+}
+
+void ms__dependent_del(ms_system *sys, struct ms__dependent *d)
+{
+    if (d->prev) {
+        d->prev->next = d->next;
+    } else {
+        sys->dependents = d->next;
+    }
+    if (d->next) {
+        d->next->prev = d->prev;
+    }
+    d->prev = d->next = NULL;
 }
 
 MS_EXPORT void ms_system_set_log(ms_system *sys, ms_log_fn log, void *opaque)

@@ -719,6 +719,45 @@ static void test_pam_board(void)
     kvm_model_free(&m);
 }
 
+/*
+ * Freeing the system before the backend (wrong order): the backend
+ * detaches while the system still exists (slots deleted, ioeventfds
+ * deassigned), warns, refuses further use and frees cleanly later.
+ */
+static void test_system_freed_first(void)
+{
+    struct fx f;
+    fx_init(&f);
+    fx_attach(&f);
+    int efd = eventfd(0, EFD_CLOEXEC);
+    REQUIRE(efd >= 0);
+    ms_region *r = ram(&f, "ram", 16 * PG);
+    CHECK_OK(ms_region_add(f.system, 0, r));
+    ms_region *dev = tu_io(f.sys, "dev", PG);
+    CHECK_OK(ms_region_add(f.system, 0xfe000000, dev));
+    CHECK_OK(ms_region_add_eventfd(dev, 0x10, 4, false, 0, efd));
+    CHECK_EQ(kvm_model_nr_slots(&f.m), 1);
+    CHECK_EQ(f.m.nr_ioevs, 1);
+    ms_region_unref(r);
+    ms_region_unref(dev);
+    ms_region_unref(f.system);
+    ms_region_unref(f.io_root);
+    all_log[0] = 0;
+    ms_system_free(f.sys);
+    CHECK(strstr(all_log, "system freed before its KVM backend") != NULL);
+    CHECK_EQ(kvm_model_nr_slots(&f.m), 0);
+    CHECK_EQ(f.m.nr_ioevs, 0);
+    CHECK_EQ(ms_kvm_nr_slots(f.kvm), 0);
+    CHECK_ERR(ms_kvm_attach(f.kvm, NULL, NULL), ENODEV);
+    ms_kvm_vcpu *v = NULL;
+    CHECK(ms_kvm_vcpu_new(f.kvm, 0, &v) < 0);
+    struct ms_kvm_stats st;
+    CHECK_OK(ms_kvm_get_stats(f.kvm, &st));
+    ms_kvm_free(f.kvm);
+    kvm_model_free(&f.m);
+    close(efd);
+}
+
 static void test_config(void)
 {
     ms_system *sys;
@@ -771,6 +810,7 @@ static void test_config(void)
 int main(void)
 {
     test_config();
+    test_system_freed_first();
     test_sequences();
     test_kinds_and_alignment();
     test_limit();

@@ -207,9 +207,9 @@ MS_EXPORT MS_WUR int ms_kvm_new(ms_system *sys, const struct ms_kvm_config *cfg,
  *
  * Context: owner thread; not from inside a listener callback.
  * Return: 0; -EINVAL for NULL or address spaces of another system; -EBUSY
- * if already attached or from inside a callback; -ENOMEM; or the first
- * error of the replay (the listeners stay registered; the next commit
- * retries what failed).
+ * if already attached or from inside a callback; -ENODEV once the system
+ * was freed; -ENOMEM; or the first error of the replay (the listeners stay
+ * registered; the next commit retries what failed).
  */
 MS_EXPORT MS_WUR int ms_kvm_attach(ms_kvm *kvm, ms_as *memory, ms_as *io);
 
@@ -219,7 +219,8 @@ MS_EXPORT MS_WUR int ms_kvm_attach(ms_kvm *kvm, ms_as *memory, ms_as *io);
  * vCPUs must have been freed first.  NULL is a no-op.
  *
  * Context: owner thread, outside listener callbacks, before
- * ms_system_free() of its system.
+ * ms_system_free() of its system.  If the system is freed first, it
+ * detaches the backend then (with a warning) and this only frees it.
  */
 MS_EXPORT void ms_kvm_free(ms_kvm *kvm);
 

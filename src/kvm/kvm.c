@@ -287,6 +287,25 @@ int ms__kvm_run(int vcpu_fd)
 
 /* ---- the object ---------------------------------------------------------- */
 
+/*
+ * The system is being freed before the backend: detach now (slots
+ * deleted, ioeventfds deassigned, as ms_kvm_free() would), while the
+ * system still exists, and keep only what ms_kvm_free() needs.
+ */
+static void kvm_system_gone(struct ms__dependent *d)
+{
+    ms_kvm *kvm = (ms_kvm *)((char *)d - offsetof(ms_kvm, dep));
+    ms__log(kvm->sys, MS_LOG_WARN,
+            "system freed before its KVM backend: the backend is detached "
+            "(call ms_kvm_free() before ms_system_free())");
+    ms__kvm_listeners_unregister(kvm);
+    ms__kvm_slots_drop_all(kvm);
+    kvm->attached = false;
+    kvm->mem.as = NULL;
+    kvm->io.as = NULL;
+    kvm->sys = NULL;
+}
+
 MS_EXPORT int ms_kvm_new(ms_system *sys, const struct ms_kvm_config *cfg,
                          ms_kvm **out)
 {
@@ -363,12 +382,17 @@ MS_EXPORT int ms_kvm_new(ms_system *sys, const struct ms_kvm_config *cfg,
     }
     kvm->max_slots = limit;
     ms__kvm_listeners_init(kvm);
+    kvm->dep.system_gone = kvm_system_gone;
+    ms__dependent_add(sys, &kvm->dep);
     *out = kvm;
     return 0;
 }
 
 MS_EXPORT int ms_kvm_attach(ms_kvm *kvm, ms_as *memory, ms_as *io)
 {
+    if (kvm && !kvm->sys) {
+        return -ENODEV; /* its system is gone */
+    }
     if (!kvm || !memory || ms_as_system(memory) != kvm->sys ||
         (io && (ms_as_system(io) != kvm->sys || io == memory))) {
         return -EINVAL;
@@ -397,6 +421,9 @@ MS_EXPORT void ms_kvm_free(ms_kvm *kvm)
     }
     ms__kvm_listeners_unregister(kvm);
     ms__kvm_slots_drop_all(kvm);
+    if (kvm->sys) {
+        ms__dependent_del(kvm->sys, &kvm->dep);
+    }
     if (kvm->real) {
         ms__kvm_close(kvm);
     }

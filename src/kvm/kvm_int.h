@@ -24,6 +24,7 @@
 #include "memspace/kvm.h"
 #include "memspace/listener.h"
 
+#include "../internal.h"
 #include "plan.h"
 
 /* A live slot and what the backend knows about it. */
@@ -68,7 +69,8 @@ struct ms__kvm_ioev {
 struct ms__kvm_vcpu_list;
 
 struct ms_kvm {
-    ms_system *sys;
+    ms_system *sys;      /* NULL once the system was freed first */
+    struct ms__dependent dep;
 
     /* The seam. */
     struct ms_kvm_ops ops;
