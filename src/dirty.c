@@ -33,22 +33,36 @@ static uint64_t block_pages(const ms_region *r)
     return r->block_size / ps + (r->block_size % ps != 0);
 }
 
-int ms__dirty_init(ms_region *r)
+/*
+ * A client's bitmap is allocated when the client starts logging the region
+ * (ms_region_set_log(), global logging, or creation while global logging
+ * is on) and kept until the region goes: most regions are never logged,
+ * and a bitmap costs a bit per target page.  Access-path threads load the
+ * pointer with acquire and skip a NULL one (nothing logs there yet).
+ */
+static int dirty_alloc(ms_region *r, unsigned client)
 {
+    if (r->dirty[client]) {
+        return 0;
+    }
     uint64_t words = (block_pages(r) + WBITS - 1) / WBITS;
     if (words > SIZE_MAX / sizeof(unsigned long)) {
         return -ENOMEM;
     }
-    static const unsigned clients[] = { MS_DIRTY_VGA, MS_DIRTY_MIGRATION };
-    for (size_t i = 0; i < 2; i++) {
-        r->dirty[clients[i]] = calloc((size_t)words, sizeof(unsigned long));
-        if (!r->dirty[clients[i]]) {
-            free(r->dirty[MS_DIRTY_VGA]);
-            r->dirty[MS_DIRTY_VGA] = NULL;
-            return -ENOMEM;
-        }
+    unsigned long *map = calloc((size_t)words, sizeof(unsigned long));
+    if (!map) {
+        ms__log(r->sys, MS_LOG_ERROR,
+                "region '%s': no memory for a dirty bitmap of %llu pages",
+                r->name, (unsigned long long)block_pages(r));
+        return -ENOMEM;
     }
+    __atomic_store_n(&r->dirty[client], map, __ATOMIC_RELEASE);
     return 0;
+}
+
+int ms__dirty_init(ms_region *r)
+{
+    return r->sys->global_dirty ? dirty_alloc(r, MS_DIRTY_MIGRATION) : 0;
 }
 
 /* The bits of word @w that lie in [first, last]. */
@@ -87,11 +101,15 @@ static bool test_bits(unsigned long *map, uint64_t first, uint64_t last,
 static void mark_pages(ms_region *r, unsigned mask, uint64_t first,
                        uint64_t last)
 {
-    if ((mask & (1u << MS_DIRTY_VGA)) && r->dirty[MS_DIRTY_VGA]) {
-        set_bits(r->dirty[MS_DIRTY_VGA], first, last);
-    }
-    if ((mask & (1u << MS_DIRTY_MIGRATION)) && r->dirty[MS_DIRTY_MIGRATION]) {
-        set_bits(r->dirty[MS_DIRTY_MIGRATION], first, last);
+    static const unsigned clients[] = {MS_DIRTY_VGA, MS_DIRTY_MIGRATION};
+    for (size_t i = 0; i < 2; i++) {
+        unsigned long *map =
+            mask & (1u << clients[i])
+                ? __atomic_load_n(&r->dirty[clients[i]], __ATOMIC_ACQUIRE)
+                : NULL;
+        if (map) {
+            set_bits(map, first, last);
+        }
     }
 }
 
@@ -124,8 +142,7 @@ static int block_range(const ms_region *r, uint64_t offset, uint64_t size,
     return 0;
 }
 
-MS_EXPORT int ms_region_set_dirty(ms_region *r, uint64_t offset,
-                                  uint64_t size)
+MS_EXPORT int ms_region_set_dirty(ms_region *r, uint64_t offset, uint64_t size)
 {
     uint64_t first, last;
     int err = block_range(r, offset, size, &first, &last);
@@ -140,9 +157,8 @@ MS_EXPORT bool ms_region_get_dirty(const ms_region *r, uint64_t offset,
                                    uint64_t size, unsigned client)
 {
     uint64_t first, last;
-    if (client > MS_DIRTY_MIGRATION || block_range(r, offset, size, &first,
-                                                   &last) < 0 ||
-        !r->dirty[client]) {
+    if (client > MS_DIRTY_MIGRATION ||
+        block_range(r, offset, size, &first, &last) < 0 || !r->dirty[client]) {
         return false;
     }
     return test_bits(r->dirty[client], first, last, false);
@@ -158,8 +174,7 @@ MS_EXPORT int ms_region_set_log(ms_region *r, bool on, unsigned client)
     if (!r || client != MS_DIRTY_VGA) {
         if (r) {
             ms__log(r->sys, MS_LOG_ERROR,
-                    "set_log on '%s': only the VGA client can be set",
-                    r->name);
+                    "set_log on '%s': only the VGA client can be set", r->name);
         }
         return -EINVAL;
     }
@@ -168,13 +183,20 @@ MS_EXPORT int ms_region_set_log(ms_region *r, bool on, unsigned client)
         return -EBUSY;
     }
     if (!on && r->vga_log_count == 0) {
-        ms__log(sys, MS_LOG_ERROR, "set_log on '%s': stopped more often "
-                                   "than started",
+        ms__log(sys, MS_LOG_ERROR,
+                "set_log on '%s': stopped more often "
+                "than started",
                 r->name);
         return -EOVERFLOW;
     }
     if (on && r->vga_log_count == UINT32_MAX) {
         return -EOVERFLOW;
+    }
+    if (on && r->vga_log_count == 0 && r->has_block) {
+        int err = dirty_alloc(r, MS_DIRTY_VGA);
+        if (err < 0) {
+            return err;
+        }
     }
     ms__txn_begin(sys);
     if (on) {
@@ -185,7 +207,7 @@ MS_EXPORT int ms_region_set_log(ms_region *r, bool on, unsigned client)
             }
         }
     } else if (--r->vga_log_count == 0) {
-        r->dirty_log_mask &= (uint8_t)~(1u << MS_DIRTY_VGA);
+        r->dirty_log_mask &= (uint8_t) ~(1u << MS_DIRTY_VGA);
         if (r->enabled) {
             sys->topology_pending = true;
         }
@@ -221,7 +243,7 @@ static void call_all(ms_system *sys, bool reverse, const char *what,
     }
 }
 
-#define CALL_ALL(sys, rev, cb)                                               \
+#define CALL_ALL(sys, rev, cb)                                                 \
     call_all((sys), (rev), #cb, offsetof(struct ms_listener, cb))
 
 static void topology_commit(ms_system *sys)
@@ -247,6 +269,12 @@ MS_EXPORT int ms_dirty_global_start(ms_system *sys, unsigned flags)
     }
     if (ms__busy(sys)) {
         return -EBUSY;
+    }
+    for (ms_region *r = sys->reg_first; r; r = r->sys_next) {
+        int err = r->has_block ? dirty_alloc(r, MS_DIRTY_MIGRATION) : 0;
+        if (err < 0) {
+            return err;
+        }
     }
     hold_errors(sys);
     if (sys->postponed_stop) {
@@ -366,8 +394,8 @@ static void clear_listeners(ms_region *r, uint64_t offset, uint64_t size)
         const ms_flatview *fv = p->as->view;
         for (size_t i = 0; i < fv->nr; i++) {
             const ms__fr *fr = &fv->ranges[i];
-            struct ms__range ext = { fr->offset,
-                                     fr->offset + (fr->last - fr->gpa) };
+            struct ms__range ext = {fr->offset,
+                                    fr->offset + (fr->last - fr->gpa)};
             struct ms__range x;
             if (fr->mr != r || !fr->dirty_log_mask ||
                 !ms__range_intersect(want, ext, &x)) {
@@ -398,17 +426,15 @@ MS_EXPORT int ms_region_test_and_clear_dirty(ms_region *r, uint64_t offset,
     if (ms__busy(r->sys)) {
         return -EBUSY;
     }
-    bool any = r->dirty[client] &&
-               test_bits(r->dirty[client], first, last, true);
+    bool any =
+        r->dirty[client] && test_bits(r->dirty[client], first, last, true);
     ms__error_clear(r->sys);
     clear_listeners(r, offset, size);
     return any ? 1 : 0;
 }
 
-MS_EXPORT int ms_region_snapshot_and_clear_dirty(ms_region *r,
-                                                 uint64_t offset,
-                                                 uint64_t size,
-                                                 unsigned client,
+MS_EXPORT int ms_region_snapshot_and_clear_dirty(ms_region *r, uint64_t offset,
+                                                 uint64_t size, unsigned client,
                                                  ms_dirty_snapshot **out)
 {
     uint64_t first, last;
@@ -444,9 +470,8 @@ MS_EXPORT int ms_region_snapshot_and_clear_dirty(ms_region *r,
     for (uint64_t pg = wfirst; map && pg <= wlast && pg <= limit;) {
         /* wfirst is a multiple of 64, so whole words line up. */
         uint64_t hi = pg + WBITS - 1 < limit ? pg + WBITS - 1 : limit;
-        unsigned long m = hi - pg + 1 == WBITS
-                              ? ~0UL
-                              : (1UL << (hi - pg + 1)) - 1;
+        unsigned long m =
+            hi - pg + 1 == WBITS ? ~0UL : (1UL << (hi - pg + 1)) - 1;
         snap->bits[(pg - wfirst) / WBITS] =
             __atomic_fetch_and(&map[pg / WBITS], ~m, __ATOMIC_RELAXED) & m;
         pg += WBITS;
@@ -502,8 +527,8 @@ MS_EXPORT int ms_region_merge_dirty(ms_region *r, uint64_t offset,
     if (npages == 0) {
         return 0;
     }
-    uint64_t span_pages = r->block_size / page_size +
-                          (r->block_size % page_size != 0);
+    uint64_t span_pages =
+        r->block_size / page_size + (r->block_size % page_size != 0);
     if (offset / page_size > span_pages ||
         npages > span_pages - offset / page_size) {
         return -ERANGE;

@@ -12,10 +12,10 @@
 #include "reclog.h"
 #include "testutil.h"
 
-#define EXPECT_LOG(rec, text)                                                \
-    do {                                                                     \
-        CHECK_STR(reclog_text(rec), text);                                   \
-        reclog_clear(rec);                                                   \
+#define EXPECT_LOG(rec, text)                                                  \
+    do {                                                                       \
+        CHECK_STR(reclog_text(rec), text);                                     \
+        reclog_clear(rec);                                                     \
     } while (0)
 
 #define PAGE 4096u
@@ -118,12 +118,10 @@ static void test_bitmaps(void)
     CHECK_ERR(ms_region_set_dirty(ram, UINT64_MAX, 2), ERANGE);
     CHECK_ERR(ms_region_test_and_clear_dirty(ram, 0, 1, 7), EINVAL);
     /* Test-and-clear reports once and tells log_clear listeners. */
-    CHECK_EQ(ms_region_test_and_clear_dirty(ram, 2 * PAGE, PAGE,
-                                            MS_DIRTY_VGA),
+    CHECK_EQ(ms_region_test_and_clear_dirty(ram, 2 * PAGE, PAGE, MS_DIRTY_VGA),
              1);
     EXPECT_LOG(&L, "L log_clear memory 2000-2fff ram@2000\n");
-    CHECK_EQ(ms_region_test_and_clear_dirty(ram, 2 * PAGE, PAGE,
-                                            MS_DIRTY_VGA),
+    CHECK_EQ(ms_region_test_and_clear_dirty(ram, 2 * PAGE, PAGE, MS_DIRTY_VGA),
              0);
     reclog_clear(&L);
     CHECK(ms_region_get_dirty(ram, PAGE, PAGE, MS_DIRTY_VGA));
@@ -151,9 +149,9 @@ static void test_bitmaps(void)
     ms_dirty_snapshot_free(NULL);
 
     /* A backend's bitmap: host pages of 8 KiB here, bits 0 and 3. */
-    CHECK(ms_region_test_and_clear_dirty(ram, 0, 256 * PAGE,
-                                         MS_DIRTY_VGA) >= 0);
-    uint64_t bm[1] = { (1u << 0) | (1u << 3) };
+    CHECK(ms_region_test_and_clear_dirty(ram, 0, 256 * PAGE, MS_DIRTY_VGA) >=
+          0);
+    uint64_t bm[1] = {(1u << 0) | (1u << 3)};
     CHECK_OK(ms_region_merge_dirty(ram, 16 * PAGE, bm, 4, 2 * PAGE));
     CHECK(ms_region_get_dirty(ram, 16 * PAGE, 1, MS_DIRTY_VGA));
     CHECK(ms_region_get_dirty(ram, 17 * PAGE, 1, MS_DIRTY_VGA));
@@ -249,6 +247,38 @@ static void test_global_tracking(void)
     teardown();
 }
 
+/*
+ * Bitmaps exist once a client logs a region: a region created while
+ * global logging is on is tracked at once, one created before is tracked
+ * from the start on, and a huge RAM region that nobody logs costs no
+ * bitmap (creating and freeing a 2^44-byte one stays cheap).
+ */
+static void test_bitmaps_when_needed(void)
+{
+    setup();
+    ms_region *huge = tu_ram(sys, "huge", UINT64_C(1) << 44);
+    ms_region_unref(huge);
+    CHECK_OK(ms_dirty_global_start(sys, MS_GLOBAL_DIRTY_MIGRATION));
+    ms_region *late = tu_ram(sys, "late", 16 * PAGE);
+    CHECK_OK(ms_region_add(sysmem, 0x200000, late));
+    CHECK_EQ(ms_as_stb(mem, 0x200000 + 3 * PAGE, 1, MS_ATTRS_UNSPECIFIED),
+             MS_TX_OK);
+    CHECK(ms_region_get_dirty(late, 3 * PAGE, 1, MS_DIRTY_MIGRATION));
+    CHECK(!ms_region_get_dirty(late, 2 * PAGE, 1, MS_DIRTY_MIGRATION));
+    CHECK_EQ(ms_as_stb(mem, 7 * PAGE, 1, MS_ATTRS_UNSPECIFIED), MS_TX_OK);
+    CHECK(ms_region_get_dirty(ram, 7 * PAGE, 1, MS_DIRTY_MIGRATION));
+    CHECK(!ms_region_get_dirty(ram, 7 * PAGE, 1, MS_DIRTY_VGA));
+    CHECK_OK(ms_dirty_global_stop(sys, MS_GLOBAL_DIRTY_MIGRATION));
+    /* VGA logging started later on an existing region. */
+    CHECK_OK(ms_region_set_log(late, true, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_stb(mem, 0x200000 + 5 * PAGE, 1, MS_ATTRS_UNSPECIFIED),
+             MS_TX_OK);
+    CHECK(ms_region_get_dirty(late, 5 * PAGE, 1, MS_DIRTY_VGA));
+    CHECK_OK(ms_region_set_log(late, false, MS_DIRTY_VGA));
+    ms_region_unref(late);
+    teardown();
+}
+
 static void test_coalesced(void)
 {
     setup();
@@ -286,6 +316,7 @@ int main(void)
     test_vga_logging();
     test_bitmaps();
     test_global_tracking();
+    test_bitmaps_when_needed();
     test_coalesced();
     return ms_test_summary("test_dirty");
 }
