@@ -381,7 +381,7 @@ void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
         break;
     }
     if (block && fr->dirty_log_mask) {
-        f |= MS__D_DIRTY;
+        f |= MS__D_DIRTY | (uint32_t)fr->dirty_log_mask << MS__D_LOG_SHIFT;
     }
     e->flags = f;
     if (mr->kind == MS_REGION_IO || mr->kind == MS_REGION_ROM_DEVICE) {
@@ -849,7 +849,7 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
             if (is_write) {
                 copy(h, buf, l);
                 if (f & MS__D_DIRTY) {
-                    ms__dirty_mark(e->mr, x.offset, l);
+                    ms__dirty_mark(e->mr, MS__D_LOG(f), x.offset, l);
                 }
             } else {
                 copy(buf, h, l);
@@ -983,7 +983,7 @@ MS_EXPORT ms_tx_result ms_as_write_rom(ms_as *as, uint64_t gpa,
             }
             copy(e->host + (gpa - e->gpa), src, l);
             if (e->flags & MS__D_DIRTY) {
-                ms__dirty_mark(e->mr, x.offset, l);
+                ms__dirty_mark(e->mr, MS__D_LOG(e->flags), x.offset, l);
             }
         } else {
             l = piece_size(ops_of(e), l, x.offset);
@@ -1138,7 +1138,8 @@ st_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, uint64_t v,
                size - 1 <= e->last - gpa) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
         if (e->flags & MS__D_DIRTY) {
-            ms__dirty_mark(e->mr, e->offset + (gpa - e->gpa), size);
+            ms__dirty_mark(e->mr, MS__D_LOG(e->flags),
+                           e->offset + (gpa - e->gpa), size);
         }
     } else {
         r = dispatch_write(sys, e, offset, v, size, big, attrs);
@@ -1360,7 +1361,7 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
         map->mr_ = mr;
         map->offset_ = x.offset;
         map->is_write_ = is_write;
-        map->dirty_ = is_write && (x.e->flags & MS__D_DIRTY);
+        map->dirty_ = is_write ? (uint8_t)MS__D_LOG(x.e->flags) : 0;
         ms__rcu_read_unlock(&sys->rcu_token);
         *len = done;
         return map->host;
@@ -1414,7 +1415,7 @@ MS_EXPORT void ms_as_unmap(struct ms_map *map, uint64_t access_len)
         return;
     }
     if (m.dirty_ && access_len) {
-        ms__dirty_mark(m.mr_, m.offset_, access_len);
+        ms__dirty_mark(m.mr_, m.dirty_, m.offset_, access_len);
     }
     __atomic_sub_fetch(&m.mr_->pins, 1, __ATOMIC_ACQ_REL);
 }

@@ -113,13 +113,9 @@ static void mark_pages(ms_region *r, unsigned mask, uint64_t first,
     }
 }
 
-void ms__dirty_mark(ms_region *r, uint64_t offset, uint64_t len)
+void ms__dirty_mark(ms_region *r, unsigned mask, uint64_t offset, uint64_t len)
 {
-    if (!len || !r->has_block) {
-        return;
-    }
-    unsigned mask = ms__region_log_mask(r);
-    if (!mask) {
+    if (!len || !mask || !r->has_block) {
         return;
     }
     uint32_t ps = r->sys->target_page_size;

@@ -175,6 +175,9 @@ struct ms__dent {
 #define MS__D_ROMD 0x08u         /* ROM device in ROMD mode */
 #define MS__D_GUARD 0x10u        /* re-entrancy guard applies */
 #define MS__D_DIRTY 0x20u        /* RAM writes mark dirty pages */
+/* Bits 8-15: the view's dirty-log mask of the range (with MS__D_DIRTY). */
+#define MS__D_LOG_SHIFT 8u
+#define MS__D_LOG(f) (((f) >> MS__D_LOG_SHIFT) & 0xffu)
 
 struct ms__dnode {
     uint64_t base;           /* first address the node covers */
@@ -438,9 +441,11 @@ void ms__region_reap(ms_system *sys);
 int ms__dirty_init(ms_region *r);
 /*
  * Mark [offset, offset + len) of @r's RAM block dirty for the clients in
- * its effective mask.  Any thread; bounds already checked by the caller.
+ * @mask (the log mask of the view the access used).  Any thread; reads
+ * only fields fixed at creation and the bitmaps; bounds already checked.
  */
-void ms__dirty_mark(ms_region *r, uint64_t offset, uint64_t len);
+void ms__dirty_mark(ms_region *r, unsigned mask, uint64_t offset,
+                    uint64_t len);
 
 /* helpers */
 char *ms__strdup(const char *s);

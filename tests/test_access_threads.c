@@ -56,6 +56,7 @@ struct model {
     uint64_t *block; /* K_RW_OURS: the words */
     uint64_t words;
     bool placed;
+    bool vga; /* VGA dirty logging on */
 };
 
 /* One published topology: ranges as (first, last, region id, offset). */
@@ -401,7 +402,7 @@ static struct model *random_placed(void)
 static void one_edit(void)
 {
     struct model *m = random_placed();
-    unsigned what = (unsigned)rnd(6);
+    unsigned what = (unsigned)rnd(8);
     if (what < 2 && nlive() < MAX_LIVE && nmodels < MAX_MODELS) {
         struct model *n = create();
         REQUIRE(ms_region_add_prio(root, place(n), n->r, (int32_t)rnd(3) - 1) ==
@@ -429,6 +430,19 @@ static void one_edit(void)
         if (m) {
             uint64_t max = m->kind == K_MMIO ? 32 : m->words * 8 / ALIGN;
             REQUIRE(ms_region_set_size(m->r, ALIGN * (1 + rnd(max))) == 0);
+        }
+        break;
+    case 6: /* dirty logging changes while readers write (lock-free marks) */
+        if (m && m->kind != K_MMIO) {
+            m->vga = !m->vga;
+            REQUIRE(ms_region_set_log(m->r, m->vga, MS_DIRTY_VGA) == 0);
+        }
+        break;
+    case 7:
+        if (ms_dirty_global_flags(sys)) {
+            REQUIRE(ms_dirty_global_stop(sys, MS_GLOBAL_DIRTY_MIGRATION) == 0);
+        } else {
+            REQUIRE(ms_dirty_global_start(sys, MS_GLOBAL_DIRTY_MIGRATION) == 0);
         }
         break;
     default:

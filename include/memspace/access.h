@@ -196,7 +196,7 @@ struct ms_map {
     uint64_t gpa_;    /* bounce: guest address */
     bool is_write_;
     bool bounce_;
-    bool dirty_; /* direct write: mark dirty at unmap */
+    uint8_t dirty_; /* direct write: the clients to mark at unmap */
 };
 
 /**
