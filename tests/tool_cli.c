@@ -243,6 +243,28 @@ int main(int argc, char **argv)
     r = run("import small-mtree-oD.txt --flat small-flat.txt");
     CHECK(strstr(r.err, "differ from this text") == NULL);
     run_free(&r);
+    /* The same flat text without its final newlines (an edited file). */
+    char src[4200];
+    snprintf(src, sizeof(src), "%s/small-flat.txt", data);
+    char *flat = tu_read_file(src);
+    REQUIRE(flat != NULL);
+    size_t fl = strlen(flat);
+    while (fl && flat[fl - 1] == '\n') {
+        fl--;
+    }
+    char cut[4200], cut_args[8600];
+    snprintf(cut, sizeof(cut), "%s/cut-flat.txt", tmpdir);
+    FILE *f = fopen(cut, "w");
+    REQUIRE(f != NULL);
+    fwrite(flat, 1, fl, f);
+    fclose(f);
+    free(flat);
+    snprintf(cut_args, sizeof(cut_args),
+             "import small-mtree-oD.txt --flat '%s'", cut);
+    r = run(cut_args);
+    CHECK_EQ(r.status, 0);
+    CHECK(strstr(r.err, "differ from this text") == NULL);
+    run_free(&r);
 
     /* Explain: overlapping, aliased, unassigned, hole, children. */
     golden_case("explain basic.json 0xa0010", 0, "explain-overlap.txt");
