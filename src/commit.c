@@ -399,8 +399,9 @@ int ms__commit_outermost(ms_system *sys)
         }
         for (ms_as *as = sys->as_first; as; as = as->next) {
             ms_flatview *fv;
-            (void)view_for(as, &fv); /* cached: cannot fail */
-            set_view(as, fv);
+            if (view_for(as, &fv) == 0) { /* cached by the first pass */
+                set_view(as, fv);
+            }
             (void)ms__as_update_ioeventfds(as);
         }
         sys->topology_pending = false;
