@@ -11,7 +11,8 @@
  * 1 TiB whose trivial callbacks return the offset (8-byte callbacks, and
  * QEMU's default 4-byte ones).
  * Accesses go to random 8-byte-aligned addresses over all N regions (the
- * same sequence for every engine).
+ * same sequence for every engine); one row also reads the RAM in order,
+ * the locality a device model walking rings and buffers has.
  *
  * Prints nanoseconds per access (thread CPU time, median of several runs,
  * the variants of a run interleaved so that noise hits them alike) and the
@@ -225,11 +226,19 @@ enum variant {
     V_COUNT,
 };
 
-enum op { OP_READ, OP_WRITE, OP_MMIO, OP_MMIO2, OP_COPY, OP_COUNT };
+enum op {
+    OP_READ,
+    OP_WRITE,
+    OP_MMIO,
+    OP_MMIO2,
+    OP_COPY,
+    OP_SEQ, /* 8-byte reads walking the RAM in order (locality) */
+    OP_COUNT
+};
 
 static const char *op_names[OP_COUNT] = {
     "RAM read 8B",         "RAM write 8B", "MMIO read 8B (1 cb)",
-    "MMIO read 8B (2 cb)", "copy 4 KiB",
+    "MMIO read 8B (2 cb)", "copy 4 KiB",   "RAM read 8B in order",
 };
 
 /* volatile: the compiler may not inline or devirtualise the floor call. */
@@ -245,10 +254,18 @@ static double run_one(struct setup *st, enum op op, enum variant v,
     uint8_t *host = st->host;
     uint64_t span = st->span;
     double t0 = now_ns();
+    uint64_t next = 0; /* OP_SEQ */
     switch (op) {
     case OP_READ:
+    case OP_SEQ:
         for (uint64_t i = 0; i < iters; i++) {
-            uint64_t a = rnd_off(&s, span), x = 0;
+            uint64_t a, x = 0;
+            if (op == OP_SEQ) {
+                a = next;
+                next = next + 16 >= span ? 0 : next + 8;
+            } else {
+                a = rnd_off(&s, span);
+            }
             switch (v) {
             case V_RAW:
                 memcpy(&x, host + a, 8);
