@@ -403,6 +403,12 @@ static ALWAYS_INLINE void *opaque_of(const struct ms__dent *e)
     return e ? e->opaque : NULL;
 }
 
+/* The low @size bytes (1 to 8) of a value. */
+static ALWAYS_INLINE uint64_t size_mask(unsigned size)
+{
+    return size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
+}
+
 static ALWAYS_INLINE uint64_t bswap_sized(uint64_t v, unsigned size)
 {
     switch (size) {
@@ -661,7 +667,7 @@ static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
     if (step < amin) {
         step = amin;
     }
-    uint64_t mask = step >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * step)) - 1;
+    uint64_t mask = size_mask(step);
     bool big = dev_big(sys, ops);
     bool guarded = e->flags & MS__D_GUARD;
     if (guarded && !guard_push(sys, e, offset)) {
@@ -714,7 +720,7 @@ static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
         *value = 0;
         return MS_TX_ACCESS_ERROR;
     }
-    uint64_t mask = size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
+    uint64_t mask = size_mask(size);
     uint64_t v = e->ops->read(e->opaque, offset, size) & mask;
     if (e->flags & MS__D_GUARD) {
         tls.depth--;
@@ -739,7 +745,7 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
     if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
         return MS_TX_ACCESS_ERROR;
     }
-    uint64_t mask = size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
+    uint64_t mask = size_mask(size);
     e->ops->write(e->opaque, offset, value & mask, size);
     if (e->flags & MS__D_GUARD) {
         tls.depth--;

@@ -42,7 +42,7 @@ static uint64_t block_pages(const ms_region *r)
  */
 static int dirty_alloc(ms_region *r, unsigned client)
 {
-    if (r->dirty[client]) {
+    if (!r->has_block || r->dirty[client]) {
         return 0;
     }
     uint64_t words = (block_pages(r) + WBITS - 1) / WBITS;
@@ -188,7 +188,7 @@ MS_EXPORT int ms_region_set_log(ms_region *r, bool on, unsigned client)
     if (on && r->vga_log_count == UINT32_MAX) {
         return -EOVERFLOW;
     }
-    if (on && r->vga_log_count == 0 && r->has_block) {
+    if (on && r->vga_log_count == 0) {
         int err = dirty_alloc(r, MS_DIRTY_VGA);
         if (err < 0) {
             return err;
@@ -266,8 +266,10 @@ MS_EXPORT int ms_dirty_global_start(ms_system *sys, unsigned flags)
     if (ms__busy(sys)) {
         return -EBUSY;
     }
-    for (ms_region *r = sys->reg_first; r; r = r->sys_next) {
-        int err = r->has_block ? dirty_alloc(r, MS_DIRTY_MIGRATION) : 0;
+    /* While tracking is on, every RAM block already has its bitmap. */
+    for (ms_region *r = sys->reg_first; !sys->global_dirty && r;
+         r = r->sys_next) {
+        int err = dirty_alloc(r, MS_DIRTY_MIGRATION);
         if (err < 0) {
             return err;
         }

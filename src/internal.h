@@ -254,7 +254,7 @@ struct ms__as_ioeventfd {
  */
 struct ms__dependent {
     void (*system_gone)(struct ms__dependent *d);
-    struct ms__dependent *prev, *next;
+    struct ms__dependent *next;
 };
 
 struct ms_system {

@@ -84,7 +84,7 @@ MS_EXPORT void ms_system_free(ms_system *sys)
     /* Objects built on the system let go of it first... */
     while (sys->dependents) {
         struct ms__dependent *d = sys->dependents;
-        ms__dependent_del(sys, d);
+        sys->dependents = d->next;
         d->system_gone(d);
     }
     /* ...then listeners, so each hears its unregistration. */
@@ -106,25 +106,19 @@ MS_EXPORT void ms_system_free(ms_system *sys)
 
 void ms__dependent_add(ms_system *sys, struct ms__dependent *d)
 {
-    d->prev = NULL;
     d->next = sys->dependents;
-    if (d->next) {
-        d->next->prev = d;
-    }
     sys->dependents = d;
 }
 
 void ms__dependent_del(ms_system *sys, struct ms__dependent *d)
 {
-    if (d->prev) {
-        d->prev->next = d->next;
-    } else {
-        sys->dependents = d->next;
+    struct ms__dependent **pp = &sys->dependents;
+    while (*pp && *pp != d) {
+        pp = &(*pp)->next;
     }
-    if (d->next) {
-        d->next->prev = d->prev;
+    if (*pp) {
+        *pp = d->next;
     }
-    d->prev = d->next = NULL;
 }
 
 MS_EXPORT void ms_system_set_log(ms_system *sys, ms_log_fn log, void *opaque)

@@ -209,6 +209,17 @@ static ms_region *add_io(const char *name, uint64_t at, uint64_t size,
                       at, 0);
 }
 
+static ms_region *add_romdev(const char *name, uint64_t at, uint64_t size,
+                             struct dev *d)
+{
+    return add_region((struct ms_region_config){.kind = MS_REGION_ROM_DEVICE,
+                                                .name = name,
+                                                .size = size,
+                                                .ops = &d->ops,
+                                                .opaque = d},
+                      at, 0);
+}
+
 static void fill_pattern(ms_region *r, uint8_t seed)
 {
     uint8_t *h = ms_region_host(r);
@@ -864,13 +875,7 @@ static void test_rom_device(void)
     setup();
     struct dev d;
     dev_plain(&d);
-    ms_region *rd =
-        add_region((struct ms_region_config){.kind = MS_REGION_ROM_DEVICE,
-                                             .name = "flash",
-                                             .size = 0x100,
-                                             .ops = &d.ops,
-                                             .opaque = &d},
-                   0x1000, 0);
+    ms_region *rd = add_romdev("flash", 0x1000, 0x100, &d);
     fill_pattern(rd, 0xc0);
     uint8_t *h = ms_region_host(rd);
     uint32_t v = 0;
@@ -919,23 +924,12 @@ static void test_romd_straddle(void)
     dev_plain(&d);
     d.ops.valid.unaligned = true;
     d.ops.impl.unaligned = true;
-    ms_region *rd =
-        add_region((struct ms_region_config){.kind = MS_REGION_ROM_DEVICE,
-                                             .name = "flash",
-                                             .size = 0x100,
-                                             .ops = &d.ops,
-                                             .opaque = &d},
-                   0x1000, 0);
+    ms_region *rd = add_romdev("flash", 0x1000, 0x100, &d);
     fill_pattern(rd, 0x10);
     /* An I/O region above the second half: the ROMD range ends at 0x107f. */
     struct dev top;
     dev_plain(&top);
-    add_region((struct ms_region_config){.kind = MS_REGION_IO,
-                                         .name = "top",
-                                         .size = 0x80,
-                                         .ops = &top.ops,
-                                         .opaque = &top},
-               0x1080, 1);
+    add_io("top", 0x1080, 0x80, &top); /* added last: wins the overlap */
     ms_tx_result r = MS_TX_ACCESS_ERROR;
     CHECK_EQ(ms_as_ldl_le(as, 0x107e, U, &r), 0x91908f8e);
     CHECK_EQ(r, MS_TX_OK);

@@ -446,7 +446,7 @@ static size_t flat_blocks(const char *text, char ***out)
     size_t n = 0, cap = 16;
     char **b = malloc(cap * sizeof(*b));
     const char *p = text;
-    while (b != NULL && *p) {
+    while (b && *p) {
         const char *end = strstr(p, "\n\n");
         size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
         /* + 2: a last line without its newline gets one. */
