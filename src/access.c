@@ -381,7 +381,7 @@ void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
         break;
     }
     if (block && fr->dirty_log_mask) {
-        f |= MS__D_DIRTY | (uint32_t)fr->dirty_log_mask << MS__D_LOG_SHIFT;
+        f |= (uint32_t)fr->dirty_log_mask << MS__D_LOG_SHIFT;
     }
     e->flags = f;
     if (mr->kind == MS_REGION_IO || mr->kind == MS_REGION_ROM_DEVICE) {
@@ -757,14 +757,12 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
  * memory_region_dispatch_read (7.4.3): @size bytes at @offset of @e (NULL:
  * unassigned); @*value comes back in the requested order (@big).
  */
-static ms_tx_result dispatch_read(ms_system *sys, const struct ms__dent *e,
-                                  uint64_t offset, uint64_t *value,
-                                  unsigned size, bool big,
-                                  struct ms_attrs attrs)
+static ms_tx_result dispatch_read_general(ms_system *sys,
+                                          const struct ms__dent *e,
+                                          uint64_t offset, uint64_t *value,
+                                          unsigned size, bool big,
+                                          struct ms_attrs attrs)
 {
-    if (e && mmio_simple(e->mmio, offset, size)) {
-        return mmio_read_fast(sys, e, offset, value, size, big);
-    }
     *value = 0;
     if (!access_ok(sys, e, offset, size, false, attrs)) {
         return MS_TX_DECODE_ERROR;
@@ -777,14 +775,25 @@ static ms_tx_result dispatch_read(ms_system *sys, const struct ms__dent *e,
     return r;
 }
 
-static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
-                                   uint64_t offset, uint64_t value,
-                                   unsigned size, bool big,
-                                   struct ms_attrs attrs)
+/* Inline: the one-callback case costs its caller no further call. */
+static ALWAYS_INLINE ms_tx_result dispatch_read(ms_system *sys,
+                                                const struct ms__dent *e,
+                                                uint64_t offset,
+                                                uint64_t *value, unsigned size,
+                                                bool big, struct ms_attrs attrs)
 {
     if (e && mmio_simple(e->mmio, offset, size)) {
-        return mmio_write_fast(sys, e, offset, value, size, big);
+        return mmio_read_fast(sys, e, offset, value, size, big);
     }
+    return dispatch_read_general(sys, e, offset, value, size, big, attrs);
+}
+
+static ms_tx_result dispatch_write_general(ms_system *sys,
+                                           const struct ms__dent *e,
+                                           uint64_t offset, uint64_t value,
+                                           unsigned size, bool big,
+                                           struct ms_attrs attrs)
+{
     if (!access_ok(sys, e, offset, size, true, attrs)) {
         return MS_TX_DECODE_ERROR;
     }
@@ -795,6 +804,16 @@ static ms_tx_result dispatch_write(ms_system *sys, const struct ms__dent *e,
         return MS_TX_OK;
     }
     return call_device(sys, e, offset, &value, size, true, attrs);
+}
+
+static ALWAYS_INLINE ms_tx_result
+dispatch_write(ms_system *sys, const struct ms__dent *e, uint64_t offset,
+               uint64_t value, unsigned size, bool big, struct ms_attrs attrs)
+{
+    if (e && mmio_simple(e->mmio, offset, size)) {
+        return mmio_write_fast(sys, e, offset, value, size, big);
+    }
+    return dispatch_write_general(sys, e, offset, value, size, big, attrs);
 }
 
 /* ---- buffer accesses (7.7) -------------------------------------------------
@@ -1074,8 +1093,6 @@ ld_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, unsigned size_big,
                offset <= e->mr->block_size - size) {
         /* ROMD lengths are not clamped to the range (7.2). */
         v = load_ord(e->host + (gpa - e->gpa), size, big);
-    } else if (e && mmio_simple(e->mmio, offset, size)) {
-        r = mmio_read_fast(sys, e, offset, &v, size, big);
     } else {
         /* Includes RAM straddling its range end: the unassigned ops. */
         r = dispatch_read(sys, e, offset, &v, size, big, attrs);
@@ -1137,17 +1154,14 @@ st_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, uint64_t v,
         e = find(&ms__rcu_deref(&as->view)->disp, gpa);
     }
     ms_tx_result r = MS_TX_OK;
-    uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
-    if (e && mmio_simple(e->mmio, offset, size)) {
-        r = mmio_write_fast(sys, e, offset, v, size, big);
-    } else if (e && (e->flags & MS__D_DIRECT_WRITE) &&
-               size - 1 <= e->last - gpa) {
+    if (e && (e->flags & MS__D_DIRECT_WRITE) && size - 1 <= e->last - gpa) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
         if (e->flags & MS__D_DIRTY) {
             ms__dirty_mark(e->mr, MS__D_LOG(e->flags),
                            e->offset + (gpa - e->gpa), size);
         }
     } else {
+        uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
         r = dispatch_write(sys, e, offset, v, size, big, attrs);
     }
     ms__rcu_read_unlock(&sys->rcu_token);

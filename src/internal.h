@@ -80,9 +80,9 @@ struct ms_region {
     bool nonvolatile;
     bool romd_mode;
     bool terminates;
-    bool ram;      /* direct RAM: RAM, ROM, RAM device */
+    bool ram;       /* direct RAM: RAM, ROM, RAM device */
     bool has_block; /* has a RAM block: RAM, ROM, ROM device, RAM device */
-    bool dying;    /* being freed by ms_system_free() */
+    bool dying;     /* being freed by ms_system_free() */
 
     ms_region *container;
     ms_region *sub_first; /* subregion list: priority desc, newest first */
@@ -162,11 +162,11 @@ struct ms__dent {
         uint8_t *host;         /* the RAM block at gpa (has_block) */
         const void *guard_key; /* I/O: re-entrancy guard key */
     };
-    ms_region *mr;   /* terminating region */
+    ms_region *mr;                   /* terminating region */
     const struct ms_region_ops *ops; /* used when not direct */
-    void *opaque;    /* passed to ops */
-    uint32_t flags;  /* MS__D_* */
-    uint32_t mmio;   /* MMIO fast path summary (access.c), 0: none */
+    void *opaque;                    /* passed to ops */
+    uint32_t flags;                  /* MS__D_* */
+    uint32_t mmio; /* MMIO fast path summary (access.c), 0: none */
 };
 
 #define MS__D_DIRECT_READ 0x01u  /* reads copy from host */
@@ -174,10 +174,10 @@ struct ms__dent {
 #define MS__D_RAM 0x04u          /* RAM, ROM, RAM device: clamp, attrs */
 #define MS__D_ROMD 0x08u         /* ROM device in ROMD mode */
 #define MS__D_GUARD 0x10u        /* re-entrancy guard applies */
-#define MS__D_DIRTY 0x20u        /* RAM writes mark dirty pages */
-/* Bits 8-15: the view's dirty-log mask of the range (with MS__D_DIRTY). */
+/* Bits 8-15: the view's dirty-log mask of a RAM range (RAM writes mark). */
 #define MS__D_LOG_SHIFT 8u
-#define MS__D_LOG(f) (((f) >> MS__D_LOG_SHIFT) & 0xffu)
+#define MS__D_DIRTY (0xffu << MS__D_LOG_SHIFT)
+#define MS__D_LOG(f) (((f)&MS__D_DIRTY) >> MS__D_LOG_SHIFT)
 
 struct ms__dnode {
     uint64_t base;           /* first address the node covers */
@@ -194,7 +194,7 @@ struct ms__dnode {
 struct ms__dispatch {
     const struct ms__dent *dents;
     size_t nr;
-    size_t dents_map_len; /* dents are mmap()ed (huge pages), or 0 */
+    size_t dents_map_len;          /* dents are mmap()ed (huge pages), or 0 */
     const struct ms__dnode *nodes; /* NULL: no index (binary search) */
     uint32_t *buckets_;            /* storage of all nodes' buckets */
 };
@@ -241,8 +241,8 @@ struct ms__as_ioeventfd {
     bool match_data;
     uint64_t data;
     int fd;
-    bool taken;    /* a listener's eventfd_add returned 1 */
-    ms_region *mr; /* region it came from (alive: it is in the view) */
+    bool taken;     /* a listener's eventfd_add returned 1 */
+    ms_region *mr;  /* region it came from (alive: it is in the view) */
     uint64_t raddr; /* its region-relative address */
 };
 
@@ -333,8 +333,8 @@ ms_region *ms__flatview_root_of(ms_region *as_root);
 uint8_t ms__region_log_mask(const ms_region *r);
 
 /* flatview.c */
-int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges,
-                     size_t nr, ms_flatview **out);
+int ms__flatview_new(ms_system *sys, ms_region *root, ms__fr *ranges, size_t nr,
+                     ms_flatview **out);
 ms_flatview *ms__flatview_get(ms_flatview *fv);
 void ms__flatview_put(ms_flatview *fv);
 void ms__retire(ms_system *sys, struct ms__retired *obj,
@@ -351,8 +351,7 @@ void ms__view_table_free(ms_system *sys);
 int ms__call_simple(ms_system *sys, struct ms_listener *l,
                     int (*fn)(struct ms_listener *), const char *cb);
 int ms__call_section(ms_system *sys, struct ms_listener *l,
-                     int (*fn)(struct ms_listener *,
-                               const struct ms_section *),
+                     int (*fn)(struct ms_listener *, const struct ms_section *),
                      const char *cb, const struct ms_section *s);
 int ms__call_log(ms_system *sys, struct ms_listener *l, bool start,
                  const struct ms_section *s, unsigned old_mask,
@@ -444,8 +443,7 @@ int ms__dirty_init(ms_region *r);
  * @mask (the log mask of the view the access used).  Any thread; reads
  * only fields fixed at creation and the bitmaps; bounds already checked.
  */
-void ms__dirty_mark(ms_region *r, unsigned mask, uint64_t offset,
-                    uint64_t len);
+void ms__dirty_mark(ms_region *r, unsigned mask, uint64_t offset, uint64_t len);
 
 /* helpers */
 char *ms__strdup(const char *s);
