@@ -377,6 +377,16 @@ void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
             e->guard_key = mr->guard_key; /* I/O regions have no block */
         }
         break;
+    case MS_REGION_IOMMU:
+        /* Never dispatched: resolve() replaces the entry (ops stay the
+         * unassigned ones); the callbacks are read from the region. */
+        f |= MS__D_IOMMU;
+        e->opaque = mr->opaque;
+        if (!mr->guard_off) {
+            f |= MS__D_GUARD;
+            e->guard_key = mr->guard_key;
+        }
+        break;
     default: /* reservations; containers and aliases never terminate */
         break;
     }
@@ -521,6 +531,7 @@ struct xlat {
     const struct ms__dent *e; /* NULL: unassigned */
     uint64_t offset;          /* in e->mr; the address itself if unassigned */
     uint64_t l;               /* length, clamped to the range for RAM */
+    uint64_t addr;            /* the address in e's view (IOMMUs change it) */
 };
 
 static ALWAYS_INLINE void translate_entry(const struct ms__dent *e,
@@ -529,6 +540,7 @@ static ALWAYS_INLINE void translate_entry(const struct ms__dent *e,
 {
     x->e = e;
     x->l = len;
+    x->addr = gpa;
     if (!e) {
         x->offset = gpa;
         return;
@@ -816,6 +828,95 @@ dispatch_write(ms_system *sys, const struct ms__dent *e, uint64_t offset,
     return dispatch_write_general(sys, e, offset, value, size, big, attrs);
 }
 
+/* ---- IOMMU translation (7.6) -----------------------------------------------
+ */
+
+/* IOMMUs in a row that an access may cross (a longer chain is a loop). */
+#define IOMMU_DEPTH 16
+
+static void log_iommu(ms_system *sys, const struct ms__dent *e,
+                      uint64_t offset, bool is_write, const char *why)
+{
+    ms__log(sys, MS_LOG_GUEST_ERROR, "%s at offset 0x%llx of IOMMU '%s': %s",
+            is_write ? "write" : "read", (unsigned long long)offset,
+            e->mr->name, why);
+}
+
+/*
+ * @x holds an IOMMU entry: translate until the entry found is not one.
+ * Each step calls translate() with the offset in the IOMMU, clamps the
+ * length to the end of the IOMMU page and looks the translated address up
+ * in the target address space's current view (inside the caller's
+ * read-side section, which keeps it alive).  A refusal leaves @x
+ * unassigned at the IOMMU offset, as QEMU does.
+ */
+static __attribute__((noinline)) void iommu_walk(ms_system *sys,
+                                                 struct xlat *x, bool is_write,
+                                                 struct ms_attrs attrs)
+{
+    uint64_t len = x->l; /* IOMMU entries are not RAM: never clamped */
+    unsigned need = is_write ? MS_IOMMU_WO : MS_IOMMU_RO;
+    for (unsigned depth = 0;; depth++) {
+        const struct ms__dent *e = x->e;
+        if (!e || !(e->flags & MS__D_IOMMU)) {
+            return;
+        }
+        const struct ms_iommu_ops *io = e->mr->iommu_ops;
+        const char *why = NULL; /* logged here; other refusals log elsewhere */
+        bool refused = true;
+        struct ms_iommu_entry t;
+        if (depth == IOMMU_DEPTH) {
+            why = "too many IOMMUs in a row (a translation loop?)";
+        } else if (!(e->flags & MS__D_GUARD) || guard_push(sys, e, x->offset)) {
+            int idx = io->attrs_to_index ? io->attrs_to_index(e->opaque, attrs)
+                                         : 0;
+            t = io->translate(e->opaque, x->offset, need, idx);
+            if (e->flags & MS__D_GUARD) {
+                tls.depth--;
+            }
+            if (!(t.perm & need)) {
+                /* Denied: the unassigned rules log the access. */
+            } else if (!t.target_as || t.target_as->sys != sys) {
+                why = t.target_as ? "target address space of another system"
+                                  : "no target address space";
+            } else {
+                refused = false;
+            }
+        }
+        if (refused) {
+            if (why) {
+                log_iommu(sys, e, x->offset, is_write, why);
+            }
+            x->e = NULL; /* unassigned at the IOMMU offset */
+            x->l = len;
+            return;
+        }
+        uint64_t a =
+            (t.translated_addr & ~t.addr_mask) | (x->offset & t.addr_mask);
+        uint64_t room = (a | t.addr_mask) - a; /* bytes to the page end - 1 */
+        if (len - 1 > room) {
+            len = room + 1;
+        }
+        const ms_flatview *fv = ms__rcu_deref(&t.target_as->view);
+        translate_entry(find(&fv->disp, a), a, len, x);
+        len = x->l;
+    }
+}
+
+/*
+ * Translation (7.2) of @len bytes at @gpa whose entry is @e, through any
+ * IOMMUs (7.6).  Every path but the RAM fast paths goes through here.
+ */
+static ALWAYS_INLINE void resolve(ms_system *sys, const struct ms__dent *e,
+                                  uint64_t gpa, uint64_t len, bool is_write,
+                                  struct ms_attrs attrs, struct xlat *x)
+{
+    translate_entry(e, gpa, len, x);
+    if (UNLIKELY(e && (e->flags & MS__D_IOMMU))) {
+        iommu_walk(sys, x, is_write, attrs);
+    }
+}
+
 /* ---- buffer accesses (7.7) -------------------------------------------------
  */
 
@@ -842,7 +943,8 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
     bool first = true;
     for (;;) {
         struct xlat x;
-        translate_entry(e, gpa, len, &x);
+        resolve(sys, e, gpa, len, is_write, attrs, &x);
+        e = x.e;
         uint32_t f = e ? e->flags : 0;
         uint64_t l = x.l;
         if (attrs.memory && !(f & MS__D_RAM)) {
@@ -870,7 +972,7 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
                     l = room;
                 }
             }
-            uint8_t *h = e->host + (gpa - e->gpa);
+            uint8_t *h = e->host + (x.addr - e->gpa);
             if (is_write) {
                 copy(h, buf, l);
                 if (f & MS__D_DIRTY) {
@@ -988,7 +1090,6 @@ MS_EXPORT ms_tx_result ms_as_write_rom(ms_as *as, uint64_t gpa,
                                        struct ms_attrs attrs, const void *buf,
                                        uint64_t len)
 {
-    (void)attrs; /* QEMU translates with them; nothing here uses them */
     if (!as || (!buf && len)) {
         return MS_TX_DECODE_ERROR;
     }
@@ -998,15 +1099,15 @@ MS_EXPORT ms_tx_result ms_as_write_rom(ms_as *as, uint64_t gpa,
     const struct ms__dispatch *d = &fv->disp;
     while (len) {
         struct xlat x;
-        const struct ms__dent *e = find(d, gpa);
-        translate_entry(e, gpa, len, &x);
+        resolve(as->sys, find(d, gpa), gpa, len, true, attrs, &x);
+        const struct ms__dent *e = x.e;
         uint64_t l = x.l;
         if (e && e->host && (e->flags & (MS__D_RAM | MS__D_ROMD))) {
             uint64_t room = e->mr->block_size - x.offset;
             if (l > room) {
                 l = room; /* QEMU would run past the block */
             }
-            copy(e->host + (gpa - e->gpa), src, l);
+            copy(e->host + (x.addr - e->gpa), src, l);
             if (e->flags & MS__D_DIRTY) {
                 ms__dirty_mark(e->mr, MS__D_LOG(e->flags), x.offset, l);
             }
@@ -1034,8 +1135,8 @@ MS_EXPORT bool ms_as_access_valid(ms_as *as, uint64_t gpa, uint64_t len,
     const struct ms__dispatch *d = &fv->disp;
     while (len) {
         struct xlat x;
-        const struct ms__dent *e = find(d, gpa);
-        translate_entry(e, gpa, len, &x);
+        resolve(as->sys, find(d, gpa), gpa, len, is_write, attrs, &x);
+        const struct ms__dent *e = x.e;
         uint64_t l = x.l;
         if (!e || !(e->flags & direct)) {
             /* Quirk (7.7): the piece size uses the address, not offset. */
@@ -1084,15 +1185,18 @@ ld_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, unsigned size_big,
     if (!e) { /* a hole, or a view without index: search (any view) */
         e = find(&ms__rcu_deref(&as->view)->disp, gpa);
     }
-    uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
+    struct xlat x;
+    resolve(sys, e, gpa, size, false, attrs, &x);
+    e = x.e;
+    uint64_t offset = x.offset;
     uint64_t v;
     ms_tx_result r = MS_TX_OK;
-    if (e && (e->flags & MS__D_DIRECT_READ) && size - 1 <= e->last - gpa) {
-        v = load_ord(e->host + (gpa - e->gpa), size, big);
-    } else if (e && (e->flags & MS__D_ROMD) && size <= e->mr->block_size &&
-               offset <= e->mr->block_size - size) {
-        /* ROMD lengths are not clamped to the range (7.2). */
-        v = load_ord(e->host + (gpa - e->gpa), size, big);
+    /* x.l < size: the access straddles a RAM range or IOMMU page end. */
+    if (e && (e->flags & MS__D_DIRECT_READ) && x.l == size &&
+        (!(e->flags & MS__D_ROMD) ||
+         (size <= e->mr->block_size && offset <= e->mr->block_size - size))) {
+        /* ROMD lengths are not clamped to the range, only the block (7.2). */
+        v = load_ord(e->host + (x.addr - e->gpa), size, big);
     } else {
         /* Includes RAM straddling its range end: the unassigned ops. */
         r = dispatch_read(sys, e, offset, &v, size, big, attrs);
@@ -1153,16 +1257,17 @@ st_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, uint64_t v,
     if (!e) {
         e = find(&ms__rcu_deref(&as->view)->disp, gpa);
     }
+    struct xlat x;
+    resolve(sys, e, gpa, size, true, attrs, &x);
+    e = x.e;
     ms_tx_result r = MS_TX_OK;
-    if (e && (e->flags & MS__D_DIRECT_WRITE) && size - 1 <= e->last - gpa) {
-        store_ord(e->host + (gpa - e->gpa), v, size, big);
+    if (e && (e->flags & MS__D_DIRECT_WRITE) && x.l == size) {
+        store_ord(e->host + (x.addr - e->gpa), v, size, big);
         if (e->flags & MS__D_DIRTY) {
-            ms__dirty_mark(e->mr, MS__D_LOG(e->flags),
-                           e->offset + (gpa - e->gpa), size);
+            ms__dirty_mark(e->mr, MS__D_LOG(e->flags), x.offset, size);
         }
     } else {
-        uint64_t offset = e ? e->offset + (gpa - e->gpa) : gpa;
-        r = dispatch_write(sys, e, offset, v, size, big, attrs);
+        r = dispatch_write(sys, e, x.offset, v, size, big, attrs);
     }
     ms__rcu_read_unlock(&sys->rcu_token);
     return r;
@@ -1340,7 +1445,6 @@ MS_EXPORT int ms_map_client_unregister(ms_system *sys, struct ms_map_client *c)
 MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
                           struct ms_attrs attrs, struct ms_map *map)
 {
-    (void)attrs; /* translation does not depend on them without IOMMUs */
     if (map) {
         memset(map, 0, sizeof(*map));
     }
@@ -1357,14 +1461,15 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     const struct ms__dispatch *d = &fv->disp;
-    translate_entry(find(d, gpa), gpa, want, &x);
+    resolve(sys, find(d, gpa), gpa, want, is_write, attrs, &x);
     if (x.e && (x.e->flags & direct)) {
         ms_region *mr = x.e->mr;
         uint64_t done = x.l;
         /* Extend over the same region at contiguous offsets. */
         while (done < want) {
             struct xlat y;
-            translate_entry(find(d, gpa + done), gpa + done, want - done, &y);
+            resolve(sys, find(d, gpa + done), gpa + done, want - done,
+                    is_write, attrs, &y);
             if (!y.e || y.e->mr != mr || y.offset != x.offset + done) {
                 break;
             }

@@ -99,6 +99,7 @@ struct ms_region {
     ms_region *sys_next;
 
     const struct ms_region_ops *ops;
+    const struct ms_iommu_ops *iommu_ops; /* IOMMU regions */
     void *opaque;
 
     /* RAM block. */
@@ -174,6 +175,7 @@ struct ms__dent {
 #define MS__D_RAM 0x04u          /* RAM, ROM, RAM device: clamp, attrs */
 #define MS__D_ROMD 0x08u         /* ROM device in ROMD mode */
 #define MS__D_GUARD 0x10u        /* re-entrancy guard applies */
+#define MS__D_IOMMU 0x20u        /* an IOMMU: translate and look up again */
 /* Bits 8-15: the view's dirty-log mask of a RAM range (RAM writes mark). */
 #define MS__D_LOG_SHIFT 8u
 #define MS__D_DIRTY (0xffu << MS__D_LOG_SHIFT)

@@ -99,7 +99,7 @@ static int check_config(ms_system *sys, const struct ms_region_config *cfg)
         ms__log(sys, MS_LOG_ERROR, "region created without a name");
         return -EINVAL;
     }
-    if ((unsigned)cfg->kind > MS_REGION_RESERVATION) {
+    if ((unsigned)cfg->kind > MS_REGION_IOMMU) {
         ms__log(sys, MS_LOG_ERROR, "region '%s': unknown kind %d", cfg->name,
                 (int)cfg->kind);
         return -EINVAL;
@@ -130,6 +130,13 @@ static int check_config(ms_system *sys, const struct ms_region_config *cfg)
         ms__log(sys, MS_LOG_ERROR,
                 "region '%s': I/O regions and ROM devices need ops "
                 "(use MS_REGION_RESERVATION for a region without them)",
+                cfg->name);
+        return -EINVAL;
+    }
+    if (cfg->kind == MS_REGION_IOMMU &&
+        (!cfg->iommu_ops || !cfg->iommu_ops->translate)) {
+        ms__log(sys, MS_LOG_ERROR,
+                "IOMMU region '%s' needs iommu_ops with a translate callback",
                 cfg->name);
         return -EINVAL;
     }
@@ -200,6 +207,9 @@ MS_EXPORT int ms_region_new(ms_system *sys,
         cfg->kind != MS_REGION_CONTAINER && cfg->kind != MS_REGION_ALIAS;
     if (cfg->kind == MS_REGION_IO || cfg->kind == MS_REGION_ROM_DEVICE) {
         r->ops = cfg->ops;
+        r->opaque = cfg->opaque;
+    } else if (cfg->kind == MS_REGION_IOMMU) {
+        r->iommu_ops = cfg->iommu_ops;
         r->opaque = cfg->opaque;
     }
     /* Re-entrancy guard key (access.c): device, else opaque, else self. */

@@ -146,7 +146,9 @@ static uint32_t ceil_node(const struct render *st, uint64_t x)
 uint8_t ms__region_log_mask(const ms_region *r)
 {
     uint8_t mask = r->dirty_log_mask;
-    if (r->sys->global_dirty && r->has_block) {
+    /* QEMU logs IOMMUs for migration too (spec 6.1). */
+    if (r->sys->global_dirty &&
+        (r->has_block || r->kind == MS_REGION_IOMMU)) {
         mask |= 1u << MS_DIRTY_MIGRATION;
     }
     return mask;

@@ -201,6 +201,15 @@ static void test_sequences(void)
     fx_fini(&f);
 }
 
+static struct ms_iommu_entry no_translation(void *opaque, uint64_t addr,
+                                            enum ms_iommu_perm flag, int index)
+{
+    (void)opaque, (void)addr, (void)flag, (void)index;
+    return (struct ms_iommu_entry){0};
+}
+
+static const struct ms_iommu_ops no_iommu_ops = {.translate = no_translation};
+
 static void test_kinds_and_alignment(void)
 {
     struct fx f;
@@ -244,6 +253,21 @@ static void test_kinds_and_alignment(void)
     ms_region *tiny = ram(&f, "tiny", 0x800);
     CHECK_OK(ms_region_add(f.system, 0x40000, tiny));
     CHECK_STR(take(&f), "");
+    /* An IOMMU: nothing either, also while globally logged. */
+    ms_region *iommu = NULL;
+    CHECK_OK(ms_region_new(
+        f.sys,
+        &(struct ms_region_config){.kind = MS_REGION_IOMMU,
+                                   .name = "iommu",
+                                   .size = 0x10000,
+                                   .iommu_ops = &no_iommu_ops},
+        &iommu));
+    CHECK_OK(ms_region_add(f.system, 0x70000, iommu));
+    CHECK_STR(take(&f), "");
+    CHECK_OK(ms_dirty_global_start(f.sys, MS_GLOBAL_DIRTY_MIGRATION));
+    CHECK_OK(ms_dirty_global_stop(f.sys, MS_GLOBAL_DIRTY_MIGRATION));
+    CHECK(!strstr(take(&f), "0x70000"));
+    ms_region_unref(iommu);
     char *txt = NULL;
     CHECK_OK(ms_mtree_to_string(f.sys, MS_MTREE_FLAT, &txt));
     CHECK(txt && strstr(txt, "(prio 0, ram): odd @0000000000000800\n"));

@@ -695,6 +695,8 @@ static const char *kind_label(ms_region *r)
         return "alias";
     case MS_REGION_RESERVATION:
         return "reservation";
+    case MS_REGION_IOMMU:
+        return "iommu";
     }
     return "?";
 }

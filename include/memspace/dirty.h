@@ -47,7 +47,8 @@ MS_EXPORT MS_WUR int ms_region_set_log(ms_region *r, bool on,
 
 /**
  * ms_region_log_mask() - the effective dirty-log mask of @r: its explicit
- * clients, MIGRATION while global tracking runs (RAM-backed regions).
+ * clients, MIGRATION while global tracking runs (RAM-backed regions and
+ * IOMMUs, as in QEMU).
  */
 MS_EXPORT unsigned ms_region_log_mask(const ms_region *r);
 

@@ -3,7 +3,7 @@
  * Regions: the nodes of the memory tree.
  *
  * A region is a container, RAM, ROM, ROM device, RAM device, MMIO/PIO
- * region, alias or reservation (enum ms_region_kind).  Each region sits in
+ * region, alias, reservation or IOMMU (enum ms_region_kind).  Each region sits in
  * at most one container ("parent") at an offset with a priority; siblings
  * are ordered by priority, highest first, and among equal priorities the
  * most recently added first.  Rendering (see as.h and docs/model.md) walks
@@ -57,6 +57,13 @@ enum ms_region_kind {
      * every access like unassigned memory.
      */
     MS_REGION_RESERVATION,
+    /**
+     * IOMMU: claims its range like an I/O region, and every access to it
+     * is translated by ms_region_config.iommu_ops and continues in the
+     * address space the translation names (docs/access.md).  `info mtree`
+     * prints it as "i/o"; KVM gets no memslot for it.
+     */
+    MS_REGION_IOMMU,
 };
 
 /** How a RAM block gets its memory (RAM, ROM, ROM device). */
@@ -109,6 +116,55 @@ struct ms_region_ops {
     } impl;
 };
 
+/** Directions an IOMMU translation permits (QEMU's IOMMUAccessFlags). */
+enum ms_iommu_perm {
+    MS_IOMMU_NONE = 0,
+    MS_IOMMU_RO = 1, /**< reads */
+    MS_IOMMU_WO = 2, /**< writes */
+    MS_IOMMU_RW = 3,
+};
+
+/** One IOMMU translation (QEMU's IOMMUTLBEntry). */
+struct ms_iommu_entry {
+    /**
+     * The address space the access continues in; it must belong to the
+     * IOMMU's system and outlive every access that can reach it.  NULL
+     * refuses the access like a missing permission.
+     */
+    ms_as *target_as;
+    /** Where the page starts in @target_as (bits under @addr_mask ignored). */
+    uint64_t translated_addr;
+    /**
+     * Page offset mask, e.g. 0xfff for a 4 KiB page: the access keeps these
+     * bits of its address and stops at the end of the page (the rest of a
+     * longer access is translated again).
+     */
+    uint64_t addr_mask;
+    /** enum ms_iommu_perm bits; an access in another direction is refused. */
+    unsigned perm;
+};
+
+/**
+ * IOMMU callbacks (QEMU's IOMMUMemoryRegionClass translate and
+ * attrs_to_index).  They run on the accessing thread, inside its access;
+ * they may access memory (walk page tables), and an access that reaches the
+ * same IOMMU again from inside them is refused like a re-entrant device
+ * access (access.h).
+ */
+struct ms_iommu_ops {
+    /**
+     * Required: translate @addr, an offset into the IOMMU region, for a read
+     * (@flag MS_IOMMU_RO) or a write (MS_IOMMU_WO); @index comes from
+     * attrs_to_index (0 without it).  Denying: return perm MS_IOMMU_NONE;
+     * the access is then refused as unassigned memory (reads 0,
+     * MS_TX_DECODE_ERROR).
+     */
+    struct ms_iommu_entry (*translate)(void *opaque, uint64_t addr,
+                                       enum ms_iommu_perm flag, int index);
+    /** Optional: the IOMMU index of an access with these attributes. */
+    int (*attrs_to_index)(void *opaque, struct ms_attrs attrs);
+};
+
 /**
  * Options for ms_region_new().  Zero-initialise, set kind, name and size,
  * and the fields of that kind.
@@ -139,15 +195,15 @@ struct ms_region_config {
 
     /* I/O (required), ROM device (required); RAM device: ignored. */
     const struct ms_region_ops *ops;
-    void *opaque; /**< passed to every callback */
+    void *opaque; /**< passed to every callback (IOMMU: to iommu_ops) */
     /**
-     * I/O: re-entrancy guard key (access.h).  Regions with the same key are
+     * I/O, IOMMU: re-entrancy guard key (access.h).  Regions with the same key are
      * one device: an access that reaches a device from inside one of that
      * device's callbacks on the same thread is refused.  NULL means
      * @opaque, or the region itself if @opaque is NULL too.
      */
     const void *device;
-    /** I/O: the callbacks are re-entrant; no re-entrancy guard. */
+    /** I/O, IOMMU: the callbacks are re-entrant; no re-entrancy guard. */
     bool reentrant;
 
     /* Alias: the target (referenced) and the window's offset in it. */
@@ -159,6 +215,9 @@ struct ms_region_config {
     bool nonvolatile; /**< printed as nv- */
     bool disabled;    /**< start disabled (default: enabled) */
     bool romd_off;    /**< ROM device: start with ROMD mode off */
+
+    /** IOMMU (required): the translation callbacks. */
+    const struct ms_iommu_ops *iommu_ops;
 };
 
 /**
@@ -170,7 +229,8 @@ struct ms_region_config {
  * Context: owner thread; not from inside a listener callback.
  * Return: 0; -EINVAL for a NULL argument, an unknown kind or backing, a
  * NULL or empty name, size 0 or above 2^63 for a RAM-backed kind, a missing
- * host pointer, ops or alias target where the kind needs one, or a negative
+ * host pointer, ops, IOMMU ops (with a translate callback) or alias target
+ * where the kind needs one, or a negative
  * fd; -ERANGE if an alias window does not lie inside its target (see
  * ms_region_set_alias_offset()); -EXDEV if the alias target belongs to
  * another system; -ENOMEM; the
