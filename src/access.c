@@ -1359,8 +1359,10 @@ MS__ST(ms_as_stq_be, uint64_t, 8, ORD_BE)
  * (region.c).  The pin is taken inside the read-side section, while the
  * published view still shows the region.
  *
- * Bounce buffer: QEMU 7.2's rule, one per system, at most a target page.
- * The map-client list is short and cold; a spinlock guards it.
+ * Bounce buffers: QEMU 7.2's rule, one per system, at most a target page;
+ * or, for an address space with a budget, later QEMU's: any number whose
+ * sizes add up to at most the budget (a compare-and-swap counter).  The
+ * map-client list is short and cold; a spinlock guards it.
  */
 
 static void clients_lock(ms_system *sys)
@@ -1396,9 +1398,20 @@ static void clients_notify(ms_system *sys)
     }
 }
 
+/* Is the bounce buffer @c waits for free? */
+static bool client_can_map(ms_system *sys, const struct ms_map_client *c)
+{
+    uint64_t max = c->as ? __atomic_load_n(&c->as->bounce_max, __ATOMIC_RELAXED)
+                         : 0;
+    if (max) {
+        return __atomic_load_n(&c->as->bounce_used, __ATOMIC_ACQUIRE) < max;
+    }
+    return !__atomic_load_n(&sys->bounce_in_use, __ATOMIC_ACQUIRE);
+}
+
 MS_EXPORT int ms_map_client_register(ms_system *sys, struct ms_map_client *c)
 {
-    if (!sys || !c || !c->notify) {
+    if (!sys || !c || !c->notify || (c->as && c->as->sys != sys)) {
         return -EINVAL;
     }
     clients_lock(sys);
@@ -1413,7 +1426,7 @@ MS_EXPORT int ms_map_client_register(ms_system *sys, struct ms_map_client *c)
     c->next_ = NULL;
     c->registered_ = true;
     *pp = c;
-    bool free_now = !__atomic_load_n(&sys->bounce_in_use, __ATOMIC_ACQUIRE);
+    bool free_now = client_can_map(sys, c);
     clients_unlock(sys);
     if (free_now) {
         clients_notify(sys);
@@ -1440,6 +1453,60 @@ MS_EXPORT int ms_map_client_unregister(ms_system *sys, struct ms_map_client *c)
     }
     clients_unlock(sys);
     return err;
+}
+
+/*
+ * Take a bounce buffer of up to @want bytes for @as: from its budget if it
+ * has one (*@budget), else the system's single buffer of at most a target
+ * page.  Returns its length, 0 if none is free.
+ */
+static uint64_t bounce_take(ms_as *as, uint64_t want, bool *budget)
+{
+    uint64_t max = __atomic_load_n(&as->bounce_max, __ATOMIC_RELAXED);
+    *budget = max != 0;
+    if (!max) {
+        uint64_t page = as->sys->target_page_size;
+        if (__atomic_exchange_n(&as->sys->bounce_in_use, true,
+                                __ATOMIC_ACQ_REL)) {
+            return 0;
+        }
+        return want < page ? want : page;
+    }
+    uint64_t used = __atomic_load_n(&as->bounce_used, __ATOMIC_RELAXED);
+    uint64_t l;
+    do {
+        uint64_t left = used < max ? max - used : 0;
+        l = want < left ? want : left;
+        if (!l) {
+            return 0;
+        }
+    } while (!__atomic_compare_exchange_n(&as->bounce_used, &used, used + l,
+                                          true, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    return l;
+}
+
+static void bounce_give(ms_as *as, uint64_t l, bool budget)
+{
+    if (budget) {
+        __atomic_sub_fetch(&as->bounce_used, l, __ATOMIC_ACQ_REL);
+    } else {
+        __atomic_store_n(&as->sys->bounce_in_use, false, __ATOMIC_RELEASE);
+    }
+}
+
+MS_EXPORT int ms_as_set_bounce_budget(ms_as *as, uint64_t bytes)
+{
+    if (!as) {
+        return -EINVAL;
+    }
+    __atomic_store_n(&as->bounce_max, bytes, __ATOMIC_RELAXED);
+    return 0;
+}
+
+MS_EXPORT uint64_t ms_as_bounce_budget(const ms_as *as)
+{
+    return as ? __atomic_load_n(&as->bounce_max, __ATOMIC_RELAXED) : 0;
 }
 
 MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
@@ -1493,14 +1560,14 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
     }
     ms__rcu_read_unlock(&sys->rcu_token);
 
-    if (__atomic_exchange_n(&sys->bounce_in_use, true, __ATOMIC_ACQ_REL)) {
-        *len = 0;
-        return NULL;
-    }
-    uint64_t l = x.l < sys->target_page_size ? x.l : sys->target_page_size;
+    bool budget;
+    uint64_t l = bounce_take(as, x.l, &budget);
     void *buf = NULL;
-    if (posix_memalign(&buf, sys->target_page_size, (size_t)l) != 0) {
-        __atomic_store_n(&sys->bounce_in_use, false, __ATOMIC_RELEASE);
+    if (!l || l > SIZE_MAX ||
+        posix_memalign(&buf, sys->target_page_size, (size_t)l) != 0) {
+        if (l) {
+            bounce_give(as, l, budget);
+        }
         *len = 0;
         return NULL;
     }
@@ -1510,9 +1577,12 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
     map->gpa_ = gpa;
     map->is_write_ = is_write;
     map->bounce_ = true;
+    map->budget_ = budget;
     if (!is_write) {
-        /* QEMU 7.2 fills it with unspecified attributes. */
-        (void)ms_as_read(as, gpa, MS_ATTRS_UNSPECIFIED, buf, l);
+        /* QEMU 7.2 fills it with unspecified attributes, later QEMU (the
+         * budget rule) with the caller's. */
+        (void)ms_as_read(as, gpa, map->budget_ ? attrs : MS_ATTRS_UNSPECIFIED,
+                         buf, l);
     }
     *len = l;
     return buf;
@@ -1535,7 +1605,7 @@ MS_EXPORT void ms_as_unmap(struct ms_map *map, uint64_t access_len)
                               access_len);
         }
         free(m.host);
-        __atomic_store_n(&sys->bounce_in_use, false, __ATOMIC_RELEASE);
+        bounce_give(m.as_, m.len, m.budget_);
         clients_notify(sys);
         return;
     }

@@ -234,6 +234,9 @@ struct ms_as {
     struct ms__as_ioeventfd *ioeventfds;
     size_t nr_ioeventfds;
     bool destroyed;
+    /* Bounce budget (access.c), atomics; max 0: the system's buffer. */
+    uint64_t bounce_max;
+    uint64_t bounce_used;
 };
 
 /* An ioeventfd translated into address-space coordinates. */

@@ -19,6 +19,37 @@
 #define U MS_ATTRS_UNSPECIFIED
 #define PAGE 4096u
 
+/*
+ * test_bounce_budget() asks for a bounce buffer of 2^62 bytes, which must
+ * fail cleanly: under ASan and TSan, let the allocator return NULL as
+ * libc's does instead of aborting.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#elif __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+#endif
+#ifdef TEST_TSAN
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+#endif
+
 /* ---- a scriptable device ------------------------------------------------ */
 
 struct call {
@@ -1093,6 +1124,104 @@ static void test_map(void)
     teardown();
 }
 
+/* Later QEMU's rule: concurrent bounce buffers within a per-AS budget. */
+static void test_bounce_budget(void)
+{
+    setup();
+    struct dev d;
+    dev_init(&d);
+    d.ops.read_with_attrs = dev_read_attrs;
+    d.ops.write_with_attrs = dev_write_attrs;
+    add_io("mmio", 0x10000, 0x4000, &d);
+    CHECK_ERR(ms_as_set_bounce_budget(NULL, 1), EINVAL);
+    CHECK_EQ(ms_as_bounce_budget(NULL), 0);
+    CHECK_EQ(ms_as_bounce_budget(as), 0);
+    CHECK_OK(ms_as_set_bounce_budget(as, 0x3000));
+    CHECK_EQ(ms_as_bounce_budget(as), 0x3000);
+
+    /* Bigger than a page, several at once, until the budget is spent. */
+    struct ms_map m1, m2, m3;
+    struct ms_attrs a = {.requester_id = 7};
+    uint64_t len = 0x1800;
+    uint8_t *p1 = ms_as_map(as, 0x10000, &len, false, a, &m1);
+    REQUIRE(p1 != NULL);
+    CHECK_EQ(len, 0x1800);
+    CHECK_EQ(p1[1], 0x11);
+    CHECK_EQ(d.last_attrs.requester_id, 7); /* filled with the caller's */
+    len = 0x2000;
+    uint8_t *p2 = ms_as_map(as, 0x12000, &len, true, U, &m2);
+    REQUIRE(p2 != NULL);
+    CHECK_EQ(len, 0x1800); /* what is left */
+    len = 4;
+    CHECK(ms_as_map(as, 0x10000, &len, false, U, &m3) == NULL);
+    CHECK_EQ(len, 0);
+
+    /* A client of this address space waits for the budget... */
+    struct ms_map_client c = {.notify = on_free, .as = as};
+    notified = 0;
+    CHECK_OK(ms_map_client_register(sys, &c));
+    CHECK_EQ(notified, 0);
+    /* ...and the system's single buffer is another matter: still free for
+     * an address space without a budget. */
+    ms_region *root2 = tu_container(sys, "other", MS_SIZE_FULL);
+    ms_as *as2;
+    REQUIRE(ms_as_new(sys, root2, "other", &as2) == 0);
+    tu_add(root2, 0, tu_io(sys, "io2", 0x2000), 0);
+    len = 0x2000;
+    CHECK(ms_as_map(as2, 0, &len, false, U, &m3) != NULL);
+    CHECK_EQ(len, PAGE);
+    ms_as_unmap(&m3, 0);
+    CHECK_EQ(notified, 1); /* any release notifies */
+
+    CHECK_OK(ms_map_client_register(sys, &c));
+    CHECK_EQ(notified, 1);
+    memset(p2, 0x5c, 8);
+    d.n = 0;
+    ms_as_unmap(&m2, 8); /* written back, budget returned */
+    CHECK_EQ(d.n, 2);
+    CHECK_EQ(d.calls[0].value, 0x5c5c5c5c);
+    CHECK_EQ(notified, 2);
+    CHECK_OK(ms_map_client_register(sys, &c)); /* budget left: at once */
+    CHECK_EQ(notified, 3);
+    len = 0x2000;
+    CHECK(ms_as_map(as, 0x10000, &len, false, U, &m3) != NULL);
+    CHECK_EQ(len, 0x1800);
+    ms_as_unmap(&m3, 0);
+    ms_as_unmap(&m1, 0);
+
+    /* A budget too big to allocate: refused, and nothing stays taken. */
+    CHECK_OK(ms_as_set_bounce_budget(as, UINT64_MAX));
+    len = UINT64_C(1) << 62;
+    CHECK(ms_as_map(as, 0x10000, &len, false, U, &m1) == NULL);
+    CHECK_EQ(len, 0);
+    len = 8;
+    CHECK(ms_as_map(as, 0x10000, &len, false, U, &m1) != NULL);
+    CHECK_EQ(len, 8);
+
+    /* Switching back to the system buffer while a budget buffer is out:
+     * the buffer still returns to the budget it came from. */
+    CHECK_OK(ms_as_set_bounce_budget(as, 0));
+    len = 0x2000;
+    CHECK(ms_as_map(as, 0x10000, &len, false, U, &m2) != NULL);
+    CHECK_EQ(len, PAGE);
+    ms_as_unmap(&m1, 0);
+    ms_as_unmap(&m2, 0);
+    CHECK_OK(ms_as_set_bounce_budget(as, 16));
+    len = 0x100;
+    CHECK(ms_as_map(as, 0x10000, &len, false, U, &m1) != NULL);
+    CHECK_EQ(len, 16); /* the whole budget is free again */
+    ms_as_unmap(&m1, 0);
+
+    /* Clients naming another system's address space are refused. */
+    ms_system *other;
+    REQUIRE(ms_system_new(NULL, &other) == 0);
+    struct ms_map_client bad = {.notify = on_free, .as = as};
+    CHECK_ERR(ms_map_client_register(other, &bad), EINVAL);
+    ms_system_free(other);
+    ms_region_unref(root2);
+    teardown();
+}
+
 /* A region freed while a mapping still uses it keeps its memory. */
 static void test_map_pin(void)
 {
@@ -1430,6 +1559,7 @@ int main(void)
     test_ram_device();
     test_readonly_alias();
     test_map();
+    test_bounce_budget();
     test_map_pin();
     test_dirty();
     test_ioeventfd();

@@ -522,6 +522,64 @@ static void check_ram_writes(void)
     printf("%lu written RAM words checked\n", seen);
 }
 
+/* ---- bounce budgets under contention ----------------------------------- */
+
+#define BUDGET 0x1000u
+static ms_as *bas;
+static uint64_t outstanding; /* atomic: bytes mapped by the threads */
+static int over;             /* atomic: the budget was exceeded */
+
+static void *bounce_thread(void *arg)
+{
+    uint64_t s = (uintptr_t)arg * 7919 + 1;
+    for (int i = 0; i < 20000; i++) {
+        struct ms_map m;
+        uint64_t len = 1 + xs(&s) % 0x900;
+        if (!ms_as_map(bas, xs(&s) % 0x800, &len, i & 1, MS_ATTRS_UNSPECIFIED,
+                       &m)) {
+            continue;
+        }
+        uint64_t now = __atomic_add_fetch(&outstanding, len, __ATOMIC_ACQ_REL);
+        if (now > BUDGET) {
+            __atomic_store_n(&over, 1, __ATOMIC_RELAXED);
+        }
+        memset(m.host, 0, len);
+        __atomic_sub_fetch(&outstanding, len, __ATOMIC_ACQ_REL);
+        ms_as_unmap(&m, len);
+    }
+    return NULL;
+}
+
+/*
+ * Two threads map and unmap bounce buffers of one address space with a
+ * budget: what they hold together never exceeds it, and all of it comes
+ * back.
+ */
+static void test_bounce_budget_threads(void)
+{
+    ms_system *bsys;
+    REQUIRE(ms_system_new(NULL, &bsys) == 0);
+    ms_region *broot = tu_container(bsys, "root", MS_SIZE_FULL);
+    REQUIRE(ms_as_new(bsys, broot, "dma", &bas) == 0);
+    tu_add(broot, 0, tu_io(bsys, "io", 0x1000), 0);
+    REQUIRE(ms_as_set_bounce_budget(bas, BUDGET) == 0);
+    pthread_t t[2];
+    for (uintptr_t i = 0; i < 2; i++) {
+        REQUIRE(pthread_create(&t[i], NULL, bounce_thread, (void *)i) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    CHECK_EQ(over, 0);
+    struct ms_map m;
+    uint64_t len = 2 * BUDGET;
+    CHECK(ms_as_map(bas, 0, &len, false, MS_ATTRS_UNSPECIFIED, &m) != NULL);
+    CHECK_EQ(len, BUDGET); /* every byte returned */
+    ms_as_unmap(&m, 0);
+    ms_region_unref(broot);
+    ms_system_free(bsys);
+}
+
 int main(int argc, char **argv)
 {
     unsigned edits = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 3000;
@@ -584,5 +642,6 @@ int main(int argc, char **argv)
     for (int i = 1; i <= READERS; i++) {
         free(wlogs[i]);
     }
+    test_bounce_budget_threads();
     return ms_test_summary("test_access_threads");
 }

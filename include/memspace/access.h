@@ -174,10 +174,13 @@ MS_EXPORT ms_tx_result ms_as_stq_be(ms_as *as, uint64_t gpa, uint64_t val,
  * ms_as_map() returns a host pointer to guest memory: directly into the RAM
  * block when the range is RAM that can be accessed directly in that
  * direction (the mapping then extends over following ranges of the same
- * region at contiguous offsets), otherwise a bounce buffer.  Bounce
- * buffers follow QEMU 7.2: one per system at a time, at most one target
- * page long; while it is taken other non-RAM maps fail (NULL, length 0),
- * and "map clients" can ask to be told when it is free again.
+ * region at contiguous offsets), otherwise a bounce buffer.  By default
+ * bounce buffers follow QEMU 7.2: one per system at a time, at most one
+ * target page long; while it is taken other non-RAM maps fail (NULL,
+ * length 0), and "map clients" can ask to be told when it is free again.
+ * An address space given a budget with ms_as_set_bounce_budget() follows
+ * QEMU's later rule instead: any number of concurrent bounce buffers whose
+ * sizes add up to at most the budget.
  */
 
 /**
@@ -196,6 +199,7 @@ struct ms_map {
     uint64_t gpa_;    /* bounce: guest address */
     bool is_write_;
     bool bounce_;
+    bool budget_;   /* bounce: taken from the address space's budget */
     uint8_t dirty_; /* direct write: the clients to mark at unmap */
 };
 
@@ -204,7 +208,9 @@ struct ms_map {
  * @len:      in: bytes wanted; out: bytes mapped (0 on failure).
  * @is_write: the device will write (the guest memory is the destination).
  * @attrs:    attributes of the translation (a bounce buffer is filled with
- *            a read using unspecified attributes, as in QEMU 7.2).
+ *            a read using unspecified attributes, as in QEMU 7.2, or with
+ *            @attrs in an address space with a bounce budget, as later
+ *            QEMU does).
  * @map:      receives the mapping; pass it to ms_as_unmap().
  *
  * The region behind a direct mapping stays allocated until ms_as_unmap()
@@ -213,11 +219,31 @@ struct ms_map {
  * map time; one for writing is written back at unmap time.
  *
  * Return: the host pointer (also in @map->host), or NULL with @*len = 0
- * for @*len 0, NULL arguments, or when the bounce buffer is taken or cannot
- * be allocated.
+ * for @*len 0, NULL arguments, or when the bounce buffer is taken (budget:
+ * used up) or cannot be allocated.  A bounce buffer gets at most one
+ * target page (budget: at most what is left of it); @*len says how much.
  */
 MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
                           struct ms_attrs attrs, struct ms_map *map);
+
+/**
+ * ms_as_set_bounce_budget() - let @as have concurrent bounce buffers.
+ * @bytes: the most bytes of bounce buffers @as may have at once (QEMU's
+ *         max-bounce-buffer-size, whose default is 4096); 0 goes back to
+ *         the system's single buffer (QEMU 7.2, the default).
+ *
+ * Buffers already mapped keep counting against the budget they came from
+ * until they are unmapped.
+ *
+ * Context: any thread.  Return: 0; -EINVAL for a NULL @as.
+ */
+MS_EXPORT MS_WUR int ms_as_set_bounce_budget(ms_as *as, uint64_t bytes);
+
+/**
+ * ms_as_bounce_budget() - the budget set on @as (0: the system's single
+ * buffer; also for NULL).
+ */
+MS_EXPORT uint64_t ms_as_bounce_budget(const ms_as *as);
 
 /**
  * ms_as_unmap() - end a mapping.
@@ -225,7 +251,7 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
  *              @map->len): a write mapping marks them dirty (direct) or
  *              writes them back to guest memory (bounce buffer).
  *
- * Releasing the bounce buffer calls every registered map client.  The
+ * Releasing a bounce buffer calls every registered map client.  The
  * address space of the mapping must still exist.  @map is cleared, so a
  * second unmap does nothing.
  *
@@ -234,28 +260,35 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
 MS_EXPORT void ms_as_unmap(struct ms_map *map, uint64_t access_len);
 
 /**
- * struct ms_map_client - asks to be told when the bounce buffer is free.
+ * struct ms_map_client - asks to be told when a bounce buffer is released.
  * @notify: called once, then the client is unregistered; runs on the thread
- *          that freed the bounce buffer (or registered the client); it may
- *          call ms_as_map() and ms_map_client_register().
+ *          that released a bounce buffer (or registered the client); it may
+ *          call ms_as_map() and ms_map_client_register().  Any release of
+ *          the system's buffer or of any address space's budget notifies:
+ *          the next map may still fail (register again then).
  * @opaque: passed to @notify.
+ * @as:     optional: the address space the client maps in.  If it has a
+ *          bounce budget, registration notifies at once when some of the
+ *          budget is left (instead of when the system's buffer is free).
  * The other fields are private; zero-initialise.
  */
 struct ms_map_client {
     void (*notify)(void *opaque);
     void *opaque;
+    ms_as *as;
     /* Private. */
     struct ms_map_client *next_;
     bool registered_;
 };
 
 /**
- * ms_map_client_register() - call @c->notify once the bounce buffer of
- * @sys is free: at once (before returning) if it is free now.  Every
- * registered client is called each time the buffer is released.
+ * ms_map_client_register() - call @c->notify once a bounce buffer of @sys
+ * is released: at once (before returning) if the buffer @c waits for is
+ * free now (the system's, or some of @c->as's budget).  Every registered
+ * client is called each time a buffer is released.
  *
- * Return: 0; -EINVAL for NULL arguments or a NULL @notify; -EEXIST if @c
- * is already registered.
+ * Return: 0; -EINVAL for NULL arguments, a NULL @notify, or @c->as of
+ * another system; -EEXIST if @c is already registered.
  */
 MS_EXPORT MS_WUR int ms_map_client_register(ms_system *sys,
                                             struct ms_map_client *c);
