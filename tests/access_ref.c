@@ -48,7 +48,17 @@ uint64_t ar_next(struct ar_src *s, uint64_t bound)
     return v % bound;
 }
 
-enum akind { A_RAM, A_ROM, A_RAMDEV, A_ROMDEV, A_IO, A_RESV, A_ALIAS, A_CONT };
+enum akind {
+    A_RAM,
+    A_ROM,
+    A_RAMDEV,
+    A_ROMDEV,
+    A_IO,
+    A_RESV,
+    A_ALIAS,
+    A_CONT,
+    A_IOMMU
+};
 
 struct ctx;
 
@@ -65,6 +75,7 @@ struct amodel {
     uint8_t *shadow;
     uint64_t block;
     uint8_t *owned; /* RAM device memory we allocated */
+    uint64_t iommu_mask; /* IOMMU: page offset mask */
 };
 
 struct call {
@@ -131,6 +142,29 @@ static bool dev_accept(int id, uint64_t off, unsigned size, bool w)
     return (off * 7 + size * 3 + (uint64_t)id + w) % 5 != 0;
 }
 
+/*
+ * IOMMU behaviour (shared by the callback and the model): a translation of
+ * page @off / (mask + 1) for index @idx, into the same address space, so
+ * chains and loops happen; sometimes no target at all.
+ */
+static struct ms_iommu_entry iommu_entry(const struct amodel *m, uint64_t off,
+                                         int idx)
+{
+    uint64_t page = off & ~m->iommu_mask;
+    uint64_t h = dev_value(m->id + 100 * idx, page, 3);
+    uint64_t to = (h >> 8) % 0x220;
+    if ((h >> 40) % 12 == 0) {
+        to = UINT64_MAX - (h >> 8) % 0x70; /* the top: pieces end at 2^64 */
+    }
+    unsigned perm = (h & 7) < 4 ? MS_IOMMU_RW : (unsigned)(h & 3);
+    return (struct ms_iommu_entry){
+        .target_as = (h >> 50) % 16 == 0 ? NULL : m->c->as,
+        .translated_addr = to & ~m->iommu_mask,
+        .addr_mask = m->iommu_mask,
+        .perm = perm,
+    };
+}
+
 static void log_call(struct calls *l, int id, char kind, uint64_t off,
                      unsigned size, uint64_t val)
 {
@@ -173,6 +207,23 @@ static ms_tx_result cb_write_a(void *opaque, uint64_t off, uint64_t v,
     cb_write(opaque, off, v, size);
     return dev_err(m->id, off, size);
 }
+
+static struct ms_iommu_entry cb_translate(void *opaque, uint64_t off,
+                                          enum ms_iommu_perm flag, int idx)
+{
+    (void)flag; /* the library checks the permission */
+    return iommu_entry(opaque, off, idx);
+}
+
+static int cb_index(void *opaque, struct ms_attrs attrs)
+{
+    (void)opaque;
+    return attrs.requester_id & 1;
+}
+
+static const struct ms_iommu_ops iommu_plain = {.translate = cb_translate};
+static const struct ms_iommu_ops iommu_indexed = {.translate = cb_translate,
+                                                  .attrs_to_index = cb_index};
 
 static bool cb_accepts(void *opaque, uint64_t off, unsigned size, bool w,
                        struct ms_attrs attrs)
@@ -252,7 +303,7 @@ struct rx {
     uint64_t l;
 };
 
-static void xlat(struct ctx *c, uint64_t gpa, uint64_t len, struct rx *x)
+static void xlat_one(struct ctx *c, uint64_t gpa, uint64_t len, struct rx *x)
 {
     memset(x, 0, sizeof(*x));
     x->off = gpa;
@@ -291,6 +342,45 @@ static void xlat(struct ctx *c, uint64_t gpa, uint64_t len, struct rx *x)
         if (len - 1 > bytes_left) {
             x->l = bytes_left + 1;
         }
+    }
+}
+
+/* Translation through IOMMUs (spec 7.6), as the text says. */
+static void xlat(struct ctx *c, uint64_t gpa, uint64_t len, bool w,
+                 struct ms_attrs a, struct rx *x)
+{
+    xlat_one(c, gpa, len, x);
+    unsigned need = w ? MS_IOMMU_WO : MS_IOMMU_RO;
+    for (int depth = 0; x->m && x->m->kind == A_IOMMU; depth++) {
+        struct ms_iommu_entry t = {0};
+        bool ok = false;
+        if (depth == 16) {
+            c->exp_logs++; /* a loop */
+        } else {
+            const struct amodel *m = x->m;
+            t = iommu_entry(m, x->off, m->style ? a.requester_id & 1 : 0);
+            if (!(t.perm & need)) {
+                /* denied: unassigned, logged by its rules */
+            } else if (!t.target_as) {
+                c->exp_logs++;
+            } else {
+                ok = true;
+            }
+        }
+        if (!ok) { /* unassigned at the IOMMU offset */
+            x->k = R_NONE;
+            x->m = NULL;
+            x->fr = NULL;
+            x->l = len;
+            return;
+        }
+        uint64_t to = (t.translated_addr & ~t.addr_mask) | (x->off & t.addr_mask);
+        uint64_t room = (to | t.addr_mask) - to;
+        if (len - 1 > room) {
+            len = room + 1;
+        }
+        xlat_one(c, to, len, x);
+        len = x->l;
     }
 }
 
@@ -505,7 +595,7 @@ static ms_tx_result ref_rw(struct ctx *c, uint64_t gpa, struct ms_attrs a,
     bool first = true;
     while (len) {
         struct rx x;
-        xlat(c, gpa, len, &x);
+        xlat(c, gpa, len, w, a, &x);
         uint64_t l;
         if (a.memory && !is_ram(&x)) {
             c->exp_logs++;
@@ -541,16 +631,17 @@ static ms_tx_result ref_rw(struct ctx *c, uint64_t gpa, struct ms_attrs a,
     return r;
 }
 
-static uint64_t ref_ld(struct ctx *c, uint64_t gpa, unsigned size, bool big,
-                       ms_tx_result *r)
+static uint64_t ref_ld(struct ctx *c, uint64_t gpa, struct ms_attrs a,
+                       unsigned size, bool big, ms_tx_result *r)
 {
     struct rx x;
     uint8_t b[8];
-    xlat(c, gpa, size, &x);
+    xlat(c, gpa, size, false, a, &x);
     *r = MS_TX_OK;
     if (x.k == R_RAM && x.l == size) {
         memcpy(b, x.m->shadow + x.off, size);
-    } else if (x.k == R_ROMDEV && x.fr->romd && x.off < x.m->block &&
+    } else if (x.k == R_ROMDEV && x.fr->romd && x.l == size &&
+               x.off < x.m->block &&
                size <= x.m->block - x.off) {
         memcpy(b, x.m->shadow + x.off, size);
     } else {
@@ -559,13 +650,13 @@ static uint64_t ref_ld(struct ctx *c, uint64_t gpa, unsigned size, bool big,
     return deser(b, size, big);
 }
 
-static ms_tx_result ref_st(struct ctx *c, uint64_t gpa, unsigned size, bool big,
-                           uint64_t v)
+static ms_tx_result ref_st(struct ctx *c, uint64_t gpa, struct ms_attrs a,
+                           unsigned size, bool big, uint64_t v)
 {
     struct rx x;
     uint8_t b[8];
     ser(v, size, big, b);
-    xlat(c, gpa, size, &x);
+    xlat(c, gpa, size, true, a, &x);
     if (x.k == R_RAM && !x.m->readonly && x.l == size) {
         memcpy(x.m->shadow + x.off, b, size);
         return MS_TX_OK;
@@ -573,12 +664,12 @@ static ms_tx_result ref_st(struct ctx *c, uint64_t gpa, unsigned size, bool big,
     return dispatch_write(c, &x, size, b);
 }
 
-static void ref_write_rom(struct ctx *c, uint64_t gpa, const uint8_t *buf,
-                          uint64_t len)
+static void ref_write_rom(struct ctx *c, uint64_t gpa, struct ms_attrs a,
+                          const uint8_t *buf, uint64_t len)
 {
     while (len) {
         struct rx x;
-        xlat(c, gpa, len, &x);
+        xlat(c, gpa, len, true, a, &x);
         uint64_t l = x.l;
         if (is_ram(&x) || (x.k == R_ROMDEV && x.fr->romd)) {
             if (l > x.m->block - x.off) {
@@ -600,7 +691,7 @@ static bool ref_access_valid(struct ctx *c, uint64_t gpa, uint64_t len, bool w)
 {
     while (len) {
         struct rx x;
-        xlat(c, gpa, len, &x);
+        xlat(c, gpa, len, w, MS_ATTRS_UNSPECIFIED, &x);
         uint64_t l = x.l;
         if (!direct(&x, w)) {
             struct rops o;
@@ -726,9 +817,9 @@ static ms_region *create(struct ctx *c, struct amodel *m)
                                   "r12", "r13", "r14", "r15"};
     struct ms_region_config cfg = {.name = names[m->id]};
     uint64_t size = 1 + nx(c, 0x60);
-    static const enum akind pick[] = {A_RAM,    A_RAM,   A_ROM, A_RAMDEV,
-                                      A_ROMDEV, A_IO,    A_IO,  A_IO,
-                                      A_RESV,   A_ALIAS, A_CONT};
+    static const enum akind pick[] = {A_RAM,  A_RAM,   A_ROM,  A_RAMDEV,
+                                      A_ROMDEV, A_IO,  A_IO,   A_IO,
+                                      A_RESV, A_ALIAS, A_CONT, A_IOMMU};
     m->kind = pick[nx(c, sizeof(pick) / sizeof(pick[0]))];
     cfg.size = size;
     switch (m->kind) {
@@ -780,6 +871,15 @@ static ms_region *create(struct ctx *c, struct amodel *m)
         cfg.kind = MS_REGION_CONTAINER;
         cfg.size = 0x100;
         break;
+    case A_IOMMU: {
+        static const uint64_t masks[] = {0, 0x7, 0xf, 0xff};
+        cfg.kind = MS_REGION_IOMMU;
+        m->style = (int)nx(c, 2);
+        cfg.iommu_ops = m->style ? &iommu_indexed : &iommu_plain;
+        cfg.opaque = m;
+        m->iommu_mask = masks[nx(c, 4)];
+        break;
+    }
     }
     ms_region *r = NULL;
     if (ms_region_new(c->sys, &cfg, &r) != 0) {
@@ -968,7 +1068,7 @@ static void op_ldst(struct ctx *c)
             v = ms_as_ldq(c->as, gpa, a, &r);
             break;
         }
-        uint64_t ev = ref_ld(c, gpa, size, size == 1 ? false : big, &e);
+        uint64_t ev = ref_ld(c, gpa, a, size, size == 1 ? false : big, &e);
         check_res(c, r, e);
         if (v != low_bytes(ev, size)) {
             FAIL(c,
@@ -1015,7 +1115,7 @@ static void op_ldst(struct ctx *c)
             r = ms_as_stq(c->as, gpa, v, a);
             break;
         }
-        ms_tx_result e = ref_st(c, gpa, size, size == 1 ? false : big, v);
+        ms_tx_result e = ref_st(c, gpa, a, size, size == 1 ? false : big, v);
         check_res(c, r, e);
         compare(c);
     }
@@ -1029,10 +1129,10 @@ static void op_write_rom(struct ctx *c)
     for (unsigned i = 0; i < MAX_LEN; i++) {
         buf[i] = (uint8_t)nx(c, 256);
     }
+    struct ms_attrs a = pick_attrs(c);
     begin(c, "write_rom");
-    check_res(c, ms_as_write_rom(c->as, gpa, pick_attrs(c), buf, len),
-              MS_TX_OK);
-    ref_write_rom(c, gpa, buf, len);
+    check_res(c, ms_as_write_rom(c->as, gpa, a, buf, len), MS_TX_OK);
+    ref_write_rom(c, gpa, a, buf, len);
     compare(c);
 }
 
@@ -1062,8 +1162,6 @@ static void op_map(struct ctx *c)
     uint8_t *p = ms_as_map(c->as, gpa, &len, w, MS_ATTRS_UNSPECIFIED, &map);
 
     /* Model: direct, extended over the same region, or a bounce buffer. */
-    struct rx x;
-    xlat(c, gpa, want ? want : 1, &x);
     if (want == 0) {
         if (p || len) {
             FAIL(c, "a 0-byte map returned something");
@@ -1071,11 +1169,13 @@ static void op_map(struct ctx *c)
         compare(c);
         return;
     }
+    struct rx x;
+    xlat(c, gpa, want, w, MS_ATTRS_UNSPECIFIED, &x);
     if (direct(&x, w)) {
         uint64_t done = x.l;
         while (done < want) {
             struct rx y;
-            xlat(c, gpa + done, want - done, &y);
+            xlat(c, gpa + done, want - done, w, MS_ATTRS_UNSPECIFIED, &y);
             if (y.m != x.m || !y.fr || y.off != x.off + done) {
                 break;
             }

@@ -5,7 +5,9 @@
  * bytes).
  *
  * It builds a random topology of RAM, ROM, RAM devices, ROM devices, MMIO
- * regions with random access rules, reservations, aliases and containers,
+ * regions with random access rules, reservations, aliases, containers and
+ * IOMMUs (random page sizes, permissions and targets in the same address
+ * space, so chains, loops and missing targets happen),
  * then runs random accesses twice: through the library, and through a
  * model written from the specification text that works on bytes instead of
  * values (a piece of a device access is the concatenation of its
