@@ -187,10 +187,15 @@ static void table_free(const void *p, size_t map_len)
     }
 }
 
+/* The last generation handed out (atomic: systems build on any thread). */
+static uint64_t last_gen;
+
 int ms__dispatch_build(ms_flatview *fv)
 {
     struct ms__dispatch *disp = &fv->disp;
     memset(disp, 0, sizeof(*disp));
+    /* 64 bits: at a billion tables a second, 584 years to wrap. */
+    disp->gen = __atomic_add_fetch(&last_gen, 1, __ATOMIC_RELAXED);
     if (!fv->nr) {
         return 0;
     }

@@ -192,6 +192,13 @@ struct ms__dnode {
 #define MS__DB_IDX_MASK ((1u << MS__DB_IDX_BITS) - 1)
 
 struct ms__dispatch {
+    /*
+     * Never 0 and never reused (a global counter, dispatch.c): names this
+     * table in the per-thread TLBs of access.c, which must never take one
+     * table's entries for another's (a freed table's memory is reused, so
+     * its address would not do).
+     */
+    uint64_t gen;
     const struct ms__dent *dents;
     size_t nr;
     size_t dents_map_len;          /* dents are mmap()ed (huge pages), or 0 */
