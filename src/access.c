@@ -93,14 +93,16 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
  * is used only while the view the access loaded has that table: so a hit
  * returns memory of that view, alive for the read-side section, exactly
  * what the index would have found.  Nothing is ever invalidated; entries
- * of older tables just stop matching.  Tags are page addresses; TLB_NONE
- * (not page aligned) matches nothing.
+ * of older tables just stop matching.  Tags are page addresses (plus, for
+ * pages of small ranges, low bits: tlb_hit()).  TLB_NONE is a write tag
+ * for pages not written directly, or any tag of generation 0 (no table's),
+ * and tlb_hit() makes sure it matches nothing.
  */
-#define TLB_PAGE_BITS 12
+#define TLB_PAGE_BITS MS__PAGE_BITS
 #define TLB_PAGE ((uint64_t)1 << TLB_PAGE_BITS)
 #define TLB_BITS 10 /* 1024 entries: 4 MiB of RAM, 32 KiB per thread */
 #define TLB_SIZE (1u << TLB_BITS)
-#define TLB_NONE UINT64_C(1)
+#define TLB_NONE UINT64_MAX
 
 struct tlb_ent {
     uint64_t gen;     /* the table's generation (ms__dispatch.gen) */
@@ -175,18 +177,36 @@ static ALWAYS_INLINE const struct tlb_ent *tlb_entry(uint64_t gpa)
 }
 
 /*
- * Whether the TLB maps the @size bytes at @gpa (1 to 8) in table @gen for
- * reads (@is_write false) or writes; then @*host is their address.
- * The tag compared is the page of the last byte: an access running into
- * the next page never matches (that page has another slot).
+ * Whether the TLB maps the @len bytes at @gpa in table @gen for reads
+ * (@is_write false) or writes; then @*host is their address.  @len is 1
+ * to 8, or at most what is left of the page.
+ *
+ * First the common case, a whole page: the tag compared is the page of
+ * the last byte, so an access running into the next page never matches
+ * (that page has another slot).  Then pages of small ranges
+ * (MS__D_PAGE_LOW, internal.h), whose tags carry a - 1 in their low bits
+ * (so the first test never matches them): the bytes must lie in one
+ * a-aligned block of the page.  A write tag is the read tag or TLB_NONE.
  */
-static ALWAYS_INLINE bool tlb_hit(uint64_t gen, uint64_t gpa, unsigned size,
+static ALWAYS_INLINE bool tlb_hit(uint64_t gen, uint64_t gpa, uint64_t len,
                                   bool is_write, uint8_t **host)
 {
     const struct tlb_ent *t = tlb_entry(gpa);
-    uint64_t tag = (gpa + size - 1) & ~(TLB_PAGE - 1);
-    *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
-    return t->gen == gen && (is_write ? t->tag_w : t->tag_r) == tag;
+    if (UNLIKELY(t->gen != gen)) {
+        return false;
+    }
+    uint64_t tag = is_write ? t->tag_w : t->tag_r;
+    if (LIKELY(tag == ((gpa + len - 1) & ~(TLB_PAGE - 1)))) {
+        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+        return true;
+    }
+    uint64_t low = tag & (TLB_PAGE - 1);
+    if ((tag ^ gpa) < TLB_PAGE && (gpa & low) + len - 1 <= low &&
+        (!is_write || tag == t->tag_r)) {
+        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+        return true;
+    }
+    return false;
 }
 
 /*
@@ -197,8 +217,9 @@ static ALWAYS_INLINE bool tlb_fits(const struct ms__dent *e, uint64_t gpa)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
     uint64_t page = gpa & ~(TLB_PAGE - 1);
-    return (e->flags & rd) == rd && page >= e->gpa &&
-           e->last - page >= TLB_PAGE - 1;
+    return (e->flags & MS__D_PAGE_LOW) ||
+           ((e->flags & rd) == rd && page >= e->gpa &&
+            e->last - page >= TLB_PAGE - 1);
 }
 
 /*
@@ -217,11 +238,14 @@ static __attribute__((noinline)) uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
         return ret;
     }
     t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
-    uint64_t page = gpa & ~(TLB_PAGE - 1);
-    bool w = (flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) == MS__D_DIRECT_WRITE;
+    uint64_t low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
+    uint64_t tag = (gpa & ~(TLB_PAGE - 1)) | low;
+    bool w = low ? (flags & MS__D_PAGE_W) != 0
+                 : (flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
+                       MS__D_DIRECT_WRITE;
     t->gen = gen;
-    t->tag_r = page;
-    t->tag_w = w ? page : TLB_NONE;
+    t->tag_r = tag;
+    t->tag_w = w ? tag : TLB_NONE;
     t->addend = addend;
     return ret;
 }
@@ -1090,7 +1114,7 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
     uint8_t *h;
     /* Within one page: the TLB (which only holds RAM, as rw_miss wants). */
     if (LIKELY(len - 1 <= (~gpa & (TLB_PAGE - 1)) &&
-               tlb_hit(fv->disp.gen, gpa, 1, is_write, &h))) {
+               tlb_hit(fv->disp.gen, gpa, len, is_write, &h))) {
         if (is_write) {
             copy(h, buf, len);
         } else {
