@@ -119,7 +119,7 @@ struct tlb_ent {
 static struct tlb_ent tlb_none[TLB_SIZE];
 
 struct tls_state {
-    struct tlb_ent *tlb; /* tlb_none, or this thread's table (malloc) */
+    struct tlb_ent *tlb;        /* tlb_none, or this thread's table (malloc) */
     const struct ms__dent *hit; /* the last range hit, in any view */
     unsigned depth;
     const void *guard[GUARD_DEPTH];
@@ -150,7 +150,7 @@ static void tlb_key_init(void)
 }
 
 /* This thread's table, allocated on first use; NULL if that fails. */
-static __attribute__((noinline, cold)) struct tlb_ent *tlb_alloc(void)
+static struct tlb_ent *tlb_alloc(void)
 {
     pthread_once(&tlb_once, tlb_key_init);
     if (!tlb_key_ok) {
@@ -225,18 +225,15 @@ static ALWAYS_INLINE bool tlb_fits(const struct ms__dent *e, uint64_t gpa)
 /*
  * Remember the page of @gpa, tlb_fits() in the entry with @flags and
  * @addend of table @gen; returns @ret.  Writes are cached only when they
- * need nothing else (no dirty logging: it marks per access).  Out of line
- * and called last (a tail call, after the read-side section: it only
- * stores numbers), so that the miss paths save no registers for it.
+ * need nothing else (no dirty logging: it marks per access).  Called last,
+ * after the read-side section (it only stores numbers), and the first
+ * fill of a thread, which allocates, is a tail call: so the miss paths
+ * save no registers for it.
  */
-static __attribute__((noinline)) uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
-                                                   uintptr_t addend,
-                                                   uint32_t flags, uint64_t ret)
+static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
+                                      uint64_t gpa, uintptr_t addend,
+                                      uint32_t flags, uint64_t ret)
 {
-    struct tlb_ent *t = tls.tlb;
-    if (UNLIKELY(t == tlb_none) && !(t = tlb_alloc())) {
-        return ret;
-    }
     t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
     uint64_t low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
     uint64_t tag = (gpa & ~(TLB_PAGE - 1)) | low;
@@ -248,6 +245,26 @@ static __attribute__((noinline)) uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
     t->tag_w = w ? tag : TLB_NONE;
     t->addend = addend;
     return ret;
+}
+
+/* tlb_fill() on a thread's first fill. */
+static __attribute__((noinline, cold)) uint64_t
+tlb_fill_first(uint64_t gen, uint64_t gpa, uintptr_t addend, uint32_t flags,
+               uint64_t ret)
+{
+    struct tlb_ent *t = tlb_alloc();
+    return t ? tlb_set(t, gen, gpa, addend, flags, ret) : ret;
+}
+
+static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
+                                       uintptr_t addend, uint32_t flags,
+                                       uint64_t ret)
+{
+    struct tlb_ent *t = tls.tlb;
+    if (UNLIKELY(t == tlb_none)) {
+        return tlb_fill_first(gen, gpa, addend, flags, ret);
+    }
+    return tlb_set(t, gen, gpa, addend, flags, ret);
 }
 
 /* The tlb_fill() arguments of @e. */
@@ -1331,9 +1348,9 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
 
 /* One out-of-line miss path per size. */
 #define LD_MISS(size)                                                          \
-    static __attribute__((noinline)) uint64_t ld_miss##size(                   \
-        ms_as *as, const ms_flatview *fv, uint64_t gpa, bool big,              \
-        struct ms_attrs attrs, ms_tx_result *res)                              \
+    static __attribute__((noinline))                                           \
+    uint64_t ld_miss##size(ms_as *as, const ms_flatview *fv, uint64_t gpa,     \
+                           bool big, struct ms_attrs attrs, ms_tx_result *res) \
     {                                                                          \
         return ld_miss(as, fv, gpa, size, big, attrs, res);                    \
     }
@@ -1437,9 +1454,9 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
 }
 
 #define ST_MISS(size)                                                          \
-    static __attribute__((noinline)) ms_tx_result st_miss##size(               \
-        ms_as *as, const ms_flatview *fv, uint64_t gpa, uint64_t v, bool big,  \
-        struct ms_attrs attrs)                                                 \
+    static __attribute__((noinline))                                           \
+    ms_tx_result st_miss##size(ms_as *as, const ms_flatview *fv, uint64_t gpa, \
+                               uint64_t v, bool big, struct ms_attrs attrs)    \
     {                                                                          \
         return st_miss(as, fv, gpa, v, size, big, attrs);                      \
     }

@@ -227,7 +227,8 @@ static void mark_pages(struct ms__dent *d, size_t nr)
         uint64_t a = bounds & (0 - bounds) & pmask; /* lowest boundary bit */
         if (ok && a >= 2) {
             for (size_t k = s; k <= t; k++) {
-                if ((d[k].gpa & ~pmask) == page && (d[k].last & ~pmask) == page) {
+                if ((d[k].gpa & ~pmask) == page &&
+                    (d[k].last & ~pmask) == page) {
                     d[k].flags |= (uint32_t)(a - 1) << MS__D_PAGE_SHIFT |
                                   (w ? MS__D_PAGE_W : 0);
                 }

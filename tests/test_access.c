@@ -1458,8 +1458,7 @@ static void test_tlb_small_ranges(void)
         CHECK_EQ(ms_as_ldq_le(as, 0x1ff8, U, NULL), want);
         CHECK_EQ(ms_as_ldq_le(as, 0x1ffc, U, &r), 0); /* into "page" */
         CHECK_EQ(r, MS_TX_DECODE_ERROR);
-        CHECK_EQ(ms_as_stq_le(as, 0x1028 + 8 * pass, 0x1122334455667788ull,
-                              U),
+        CHECK_EQ(ms_as_stq_le(as, 0x1028 + 8 * pass, 0x1122334455667788ull, U),
                  MS_TX_OK);
         CHECK_EQ(mem[0x28 + 8 * pass], 0x88);
         memcpy(&want, mem + 0x1008, 8);
