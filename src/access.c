@@ -50,6 +50,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,41 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 
 /* ---- per-thread state --------------------------------------------------- */
 
+/*
+ * The software TLB (QEMU's softmmu idea): a direct-mapped table of 4 KiB
+ * guest pages that lie entirely inside one directly accessed RAM range,
+ * looked up before the index.  An entry belongs to one dispatch table,
+ * named by its generation (never reused, unlike the table's address), and
+ * is used only while the view the access loaded has that table: so a hit
+ * returns memory of that view, alive for the read-side section, exactly
+ * what the index would have found.  Nothing is ever invalidated; entries
+ * of older tables just stop matching.  Tags are page addresses (plus, for
+ * pages of small ranges, low bits: tlb_hit()).  TLB_NONE is a write tag
+ * for pages not written directly, or any tag of generation 0 (no table's),
+ * and tlb_hit() makes sure it matches nothing.
+ */
+#define TLB_PAGE_BITS MS__PAGE_BITS
+#define TLB_PAGE ((uint64_t)1 << TLB_PAGE_BITS)
+#define TLB_BITS 10 /* 1024 entries: 4 MiB of RAM, 32 KiB per thread */
+#define TLB_SIZE (1u << TLB_BITS)
+#define TLB_NONE UINT64_MAX
+
+struct tlb_ent {
+    uint64_t gen;     /* the table's generation (ms__dispatch.gen) */
+    uint64_t tag_r;   /* the page, if reads copy from host */
+    uint64_t tag_w;   /* the page, if writes copy to host, unlogged */
+    uintptr_t addend; /* host address = gpa + addend */
+};
+
+/*
+ * Until a thread's first fill: a table matching nothing (generation 0 is
+ * no live table's), so that the hit path needs no NULL test.  Only ever
+ * read.
+ */
+static struct tlb_ent tlb_none[TLB_SIZE];
+
 struct tls_state {
+    struct tlb_ent *tlb;        /* tlb_none, or this thread's table (malloc) */
     const struct ms__dent *hit; /* the last range hit, in any view */
     unsigned depth;
     const void *guard[GUARD_DEPTH];
@@ -92,9 +127,147 @@ struct tls_state {
 
 /*
  * initial-exec: no __tls_get_addr() call on the hot path in the shared
- * library (a little static TLS, which glibc reserves for such libraries).
+ * library (a little static TLS, which glibc reserves for such libraries;
+ * hence the TLB itself is allocated, not static TLS).
  */
-static __thread struct tls_state tls __attribute__((tls_model("initial-exec")));
+static __thread struct tls_state tls
+    __attribute__((tls_model("initial-exec"))) = {.tlb = tlb_none};
+
+/* Frees a thread's TLB when it exits. */
+static pthread_key_t tlb_key;
+static pthread_once_t tlb_once = PTHREAD_ONCE_INIT;
+static bool tlb_key_ok;
+
+static void tlb_destroy(void *p)
+{
+    tls.tlb = tlb_none;
+    free(p);
+}
+
+static void tlb_key_init(void)
+{
+    tlb_key_ok = pthread_key_create(&tlb_key, tlb_destroy) == 0;
+}
+
+/* This thread's table, allocated on first use; NULL if that fails. */
+static struct tlb_ent *tlb_alloc(void)
+{
+    pthread_once(&tlb_once, tlb_key_init);
+    if (!tlb_key_ok) {
+        return NULL;
+    }
+    struct tlb_ent *t = malloc(TLB_SIZE * sizeof(*t));
+    if (!t) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < TLB_SIZE; i++) {
+        t[i] = (struct tlb_ent){.tag_r = TLB_NONE, .tag_w = TLB_NONE};
+    }
+    if (pthread_setspecific(tlb_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    tls.tlb = t;
+    return t;
+}
+
+static ALWAYS_INLINE const struct tlb_ent *tlb_entry(uint64_t gpa)
+{
+    return &tls.tlb[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+}
+
+/*
+ * Whether the TLB maps the @len bytes at @gpa in table @gen for reads
+ * (@is_write false) or writes; then @*host is their address.  @len is 1
+ * to 8, or at most what is left of the page.
+ *
+ * First the common case, a whole page: the tag compared is the page of
+ * the last byte, so an access running into the next page never matches
+ * (that page has another slot).  Then pages of small ranges
+ * (MS__D_PAGE_LOW, internal.h), whose tags carry a - 1 in their low bits
+ * (so the first test never matches them): the bytes must lie in one
+ * a-aligned block of the page.  A write tag is the read tag or TLB_NONE.
+ */
+static ALWAYS_INLINE bool tlb_hit(uint64_t gen, uint64_t gpa, uint64_t len,
+                                  bool is_write, uint8_t **host)
+{
+    const struct tlb_ent *t = tlb_entry(gpa);
+    if (UNLIKELY(t->gen != gen)) {
+        return false;
+    }
+    uint64_t tag = is_write ? t->tag_w : t->tag_r;
+    if (LIKELY(tag == ((gpa + len - 1) & ~(TLB_PAGE - 1)))) {
+        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+        return true;
+    }
+    uint64_t low = tag & (TLB_PAGE - 1);
+    if ((tag ^ gpa) < TLB_PAGE && (gpa & low) + len - 1 <= low &&
+        (!is_write || tag == t->tag_r)) {
+        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Whether the TLB may remember the page of @gpa (found in @e): it lies
+ * entirely in @e and @e is RAM read directly.
+ */
+static ALWAYS_INLINE bool tlb_fits(const struct ms__dent *e, uint64_t gpa)
+{
+    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    uint64_t page = gpa & ~(TLB_PAGE - 1);
+    return (e->flags & MS__D_PAGE_LOW) ||
+           ((e->flags & rd) == rd && page >= e->gpa &&
+            e->last - page >= TLB_PAGE - 1);
+}
+
+/*
+ * Remember the page of @gpa, tlb_fits() in the entry with @flags and
+ * @addend of table @gen; returns @ret.  Writes are cached only when they
+ * need nothing else (no dirty logging: it marks per access).  Called last,
+ * after the read-side section (it only stores numbers), and the first
+ * fill of a thread, which allocates, is a tail call: so the miss paths
+ * save no registers for it.
+ */
+static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
+                                      uint64_t gpa, uintptr_t addend,
+                                      uint32_t flags, uint64_t ret)
+{
+    t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+    uint64_t low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
+    uint64_t tag = (gpa & ~(TLB_PAGE - 1)) | low;
+    bool w = low ? (flags & MS__D_PAGE_W) != 0
+                 : (flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
+                       MS__D_DIRECT_WRITE;
+    t->gen = gen;
+    t->tag_r = tag;
+    t->tag_w = w ? tag : TLB_NONE;
+    t->addend = addend;
+    return ret;
+}
+
+/* tlb_fill() on a thread's first fill. */
+static __attribute__((noinline, cold)) uint64_t
+tlb_fill_first(uint64_t gen, uint64_t gpa, uintptr_t addend, uint32_t flags,
+               uint64_t ret)
+{
+    struct tlb_ent *t = tlb_alloc();
+    return t ? tlb_set(t, gen, gpa, addend, flags, ret) : ret;
+}
+
+static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
+                                       uintptr_t addend, uint32_t flags,
+                                       uint64_t ret)
+{
+    struct tlb_ent *t = tls.tlb;
+    if (UNLIKELY(t == tlb_none)) {
+        return tlb_fill_first(gen, gpa, addend, flags, ret);
+    }
+    return tlb_set(t, gen, gpa, addend, flags, ret);
+}
+
+/* The tlb_fill() arguments of @e. */
 
 /*
  * Scan a leaf bucket @b for @gpa: its entries are in address order and the
@@ -1019,6 +1192,35 @@ rw_cold(ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,
     return rw_slow(ms__rcu_deref(&as->view), gpa, attrs, buf, len, is_write);
 }
 
+/* Out of line: a TLB miss (see ld_miss()); @len >= 1. */
+static __attribute__((noinline)) ms_tx_result
+rw_miss(ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs,
+        uint8_t *buf, uint64_t len, bool is_write)
+{
+    /* RAM in one piece; dirty logging is in rw_slow(). */
+    uint32_t want =
+        MS__D_RAM | (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ);
+    uint32_t mask = want | (is_write ? MS__D_DIRTY : 0);
+    const struct ms__dispatch *d = &fv->disp;
+    const struct ms__dent *e = find_fast(d, gpa);
+    if (LIKELY(e && (e->flags & mask) == want && len - 1 <= e->last - gpa)) {
+        uint8_t *h = e->host + (gpa - e->gpa);
+        if (is_write) {
+            memmove(h, buf, len);
+        } else {
+            memmove(buf, h, len);
+        }
+        bool fill = tlb_fits(e, gpa);
+        uint64_t gen = d->gen;
+        uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
+        uint32_t flags = e->flags;
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, MS_TX_OK)
+                    : MS_TX_OK;
+    }
+    return rw_slow(fv, gpa, attrs, buf, len, is_write);
+}
+
 static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
                                      struct ms_attrs attrs, uint8_t *buf,
                                      uint64_t len, bool is_write)
@@ -1026,15 +1228,12 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
     if (UNLIKELY(!as || !buf || !len || !RCU_READY())) {
         return rw_cold(as, gpa, attrs, buf, len, is_write);
     }
-    /* RAM in one piece; dirty logging is out of line. */
-    uint32_t want =
-        MS__D_RAM | (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ);
-    uint32_t mask = want | (is_write ? MS__D_DIRTY : 0);
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
-    const struct ms__dent *e = find_fast(&fv->disp, gpa);
-    if (LIKELY(e && (e->flags & mask) == want && len - 1 <= e->last - gpa)) {
-        uint8_t *h = e->host + (gpa - e->gpa);
+    uint8_t *h;
+    /* Within one page: the TLB (which only holds RAM, as rw_miss wants). */
+    if (LIKELY(len - 1 <= (~gpa & (TLB_PAGE - 1)) &&
+               tlb_hit(fv->disp.gen, gpa, len, is_write, &h))) {
         if (is_write) {
             copy(h, buf, len);
         } else {
@@ -1043,7 +1242,7 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;
     }
-    return rw_slow(fv, gpa, attrs, buf, len, is_write);
+    return rw_miss(as, fv, gpa, attrs, buf, len, is_write);
 }
 
 MS_EXPORT ms_tx_result ms_as_read(ms_as *as, uint64_t gpa,
@@ -1224,6 +1423,46 @@ static __attribute__((noinline)) uint64_t ld_cold(ms_as *as, uint64_t gpa,
     return ld_slow(as, find(&fv->disp, gpa), gpa, size_big, attrs, res);
 }
 
+/*
+ * Out of line: a TLB miss.  Entered inside the read-side section with the
+ * view @fv the access loaded, ends it.  RAM in one piece is still done
+ * here (and its page remembered); everything else goes on to ld_slow().
+ */
+static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
+                                      uint64_t gpa, unsigned size, bool big,
+                                      struct ms_attrs attrs, ms_tx_result *res)
+{
+    const struct ms__dispatch *d = &fv->disp;
+    const struct ms__dent *e = find_fast(d, gpa);
+    if (LIKELY(e && (e->flags & MS__D_DIRECT_READ) &&
+               size - 1 <= e->last - gpa)) {
+        uint64_t v = load_ord(e->host + (gpa - e->gpa), size, big);
+        bool fill = tlb_fits(e, gpa);
+        uint64_t gen = d->gen;
+        uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
+        uint32_t flags = e->flags;
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        if (res) {
+            *res = MS_TX_OK;
+        }
+        return fill ? tlb_fill(gen, gpa, addend, flags, v) : v;
+    }
+    return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
+}
+
+/* One out-of-line miss path per size. */
+#define LD_MISS(size)                                                          \
+    static __attribute__((noinline))                                           \
+    uint64_t ld_miss##size(ms_as *as, const ms_flatview *fv, uint64_t gpa,     \
+                           bool big, struct ms_attrs attrs, ms_tx_result *res) \
+    {                                                                          \
+        return ld_miss(as, fv, gpa, size, big, attrs, res);                    \
+    }
+LD_MISS(1)
+LD_MISS(2)
+LD_MISS(4)
+LD_MISS(8)
+
 static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
                                  unsigned size, enum order o, ms_tx_result *res)
 {
@@ -1234,17 +1473,25 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
     bool big = order_big(as->sys, o);
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
-    const struct ms__dent *e = find_fast(&fv->disp, gpa);
-    if (LIKELY(e && (e->flags & MS__D_DIRECT_READ) &&
-               size - 1 <= e->last - gpa)) {
-        uint64_t v = load_ord(e->host + (gpa - e->gpa), size, big);
+    uint8_t *h;
+    if (LIKELY(tlb_hit(fv->disp.gen, gpa, size, false, &h))) {
+        uint64_t v = load_ord(h, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
             *res = MS_TX_OK;
         }
         return v;
     }
-    return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
+    switch (size) {
+    case 1:
+        return ld_miss1(as, fv, gpa, big, attrs, res);
+    case 2:
+        return ld_miss2(as, fv, gpa, big, attrs, res);
+    case 4:
+        return ld_miss4(as, fv, gpa, big, attrs, res);
+    default:
+        return ld_miss8(as, fv, gpa, big, attrs, res);
+    }
 }
 
 static __attribute__((noinline)) ms_tx_result
@@ -1286,6 +1533,43 @@ static __attribute__((noinline)) ms_tx_result st_cold(ms_as *as, uint64_t gpa,
     return st_slow(as, find(&fv->disp, gpa), gpa, v, size_big, attrs);
 }
 
+/* Out of line: a TLB miss (see ld_miss()). */
+static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
+                                          uint64_t gpa, uint64_t v,
+                                          unsigned size, bool big,
+                                          struct ms_attrs attrs)
+{
+    const struct ms__dispatch *d = &fv->disp;
+    const struct ms__dent *e = find_fast(d, gpa);
+    /* Dirty logging, MMIO, ROM... in st_slow(). */
+    if (LIKELY(e &&
+               (e->flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
+                   MS__D_DIRECT_WRITE &&
+               size - 1 <= e->last - gpa)) {
+        store_ord(e->host + (gpa - e->gpa), v, size, big);
+        bool fill = tlb_fits(e, gpa);
+        uint64_t gen = d->gen;
+        uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
+        uint32_t flags = e->flags;
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, MS_TX_OK)
+                    : MS_TX_OK;
+    }
+    return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
+}
+
+#define ST_MISS(size)                                                          \
+    static __attribute__((noinline))                                           \
+    ms_tx_result st_miss##size(ms_as *as, const ms_flatview *fv, uint64_t gpa, \
+                               uint64_t v, bool big, struct ms_attrs attrs)    \
+    {                                                                          \
+        return st_miss(as, fv, gpa, v, size, big, attrs);                      \
+    }
+ST_MISS(1)
+ST_MISS(2)
+ST_MISS(4)
+ST_MISS(8)
+
 static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
                                      struct ms_attrs attrs, unsigned size,
                                      enum order o)
@@ -1297,17 +1581,22 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
     bool big = order_big(as->sys, o);
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
-    const struct ms__dent *e = find_fast(&fv->disp, gpa);
-    /* Dirty logging, MMIO, ROM... out of line. */
-    if (LIKELY(e &&
-               (e->flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
-                   MS__D_DIRECT_WRITE &&
-               size - 1 <= e->last - gpa)) {
-        store_ord(e->host + (gpa - e->gpa), v, size, big);
+    uint8_t *h;
+    if (LIKELY(tlb_hit(fv->disp.gen, gpa, size, true, &h))) {
+        store_ord(h, v, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;
     }
-    return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
+    switch (size) {
+    case 1:
+        return st_miss1(as, fv, gpa, v, big, attrs);
+    case 2:
+        return st_miss2(as, fv, gpa, v, big, attrs);
+    case 4:
+        return st_miss4(as, fv, gpa, v, big, attrs);
+    default:
+        return st_miss8(as, fv, gpa, v, big, attrs);
+    }
 }
 
 MS_EXPORT uint8_t ms_as_ldub(ms_as *as, uint64_t gpa, struct ms_attrs attrs,

@@ -187,10 +187,66 @@ static void table_free(const void *p, size_t map_len)
     }
 }
 
+/*
+ * Set the MS__D_PAGE_* bits (internal.h) of the entries lying inside one
+ * page: for each page holding such an entry, look at every range meeting
+ * it.  Linear: each page is looked at once, from its first such entry.
+ */
+static void mark_pages(struct ms__dent *d, size_t nr)
+{
+    const uint64_t pmask = (UINT64_C(1) << MS__PAGE_BITS) - 1;
+    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    size_t i = 0;
+    while (i < nr) {
+        uint64_t page = d[i].gpa & ~pmask;
+        if ((d[i].last & ~pmask) != page) {
+            i++;
+            continue;
+        }
+        size_t s = i, t = i;
+        while (s > 0 && d[s - 1].last >= page) {
+            s--;
+        }
+        while (t + 1 < nr && d[t + 1].gpa <= page + pmask) {
+            t++;
+        }
+        bool ok = d[s].gpa <= page && d[t].last >= page + pmask;
+        bool w = true;
+        uint64_t bounds = 0;
+        uintptr_t addend = (uintptr_t)d[s].host - (uintptr_t)d[s].gpa;
+        for (size_t k = s; ok && k <= t; k++) {
+            ok = (d[k].flags & rd) == rd &&
+                 (uintptr_t)d[k].host - (uintptr_t)d[k].gpa == addend &&
+                 (k == s || d[k].gpa == d[k - 1].last + 1);
+            w = w && (d[k].flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
+                         MS__D_DIRECT_WRITE;
+            if (k > s) {
+                bounds |= d[k].gpa;
+            }
+        }
+        uint64_t a = bounds & (0 - bounds) & pmask; /* lowest boundary bit */
+        if (ok && a >= 2) {
+            for (size_t k = s; k <= t; k++) {
+                if ((d[k].gpa & ~pmask) == page &&
+                    (d[k].last & ~pmask) == page) {
+                    d[k].flags |= (uint32_t)(a - 1) << MS__D_PAGE_SHIFT |
+                                  (w ? MS__D_PAGE_W : 0);
+                }
+            }
+        }
+        i = t + 1;
+    }
+}
+
+/* The last generation handed out (atomic: systems build on any thread). */
+static uint64_t last_gen;
+
 int ms__dispatch_build(ms_flatview *fv)
 {
     struct ms__dispatch *disp = &fv->disp;
     memset(disp, 0, sizeof(*disp));
+    /* 64 bits: at a billion tables a second, 584 years to wrap. */
+    disp->gen = __atomic_add_fetch(&last_gen, 1, __ATOMIC_RELAXED);
     if (!fv->nr) {
         return 0;
     }
@@ -202,6 +258,7 @@ int ms__dispatch_build(ms_flatview *fv)
     for (size_t i = 0; i < fv->nr; i++) {
         ms__access_dent_init(&dents[i], &fv->ranges[i]);
     }
+    mark_pages(dents, fv->nr);
     disp->dents = dents;
     disp->nr = fv->nr;
     if (fv->nr >= MS__DB_IDX_MASK) {

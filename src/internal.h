@@ -180,6 +180,19 @@ struct ms__dent {
 #define MS__D_LOG_SHIFT 8u
 #define MS__D_DIRTY (0xffu << MS__D_LOG_SHIFT)
 #define MS__D_LOG(f) (((f)&MS__D_DIRTY) >> MS__D_LOG_SHIFT)
+/*
+ * Bits 16-27, on an entry lying inside one 4 KiB page (dispatch.c): the
+ * page is all RAM read directly, in ranges back to back whose host memory
+ * is too (one host address = gpa + addend for the page), and a - 1, with a
+ * (2 to 2048) the largest power of two dividing every range boundary in
+ * the page; 0: not so.  An access inside one a-aligned block then crosses
+ * no range end, which is what the TLB of access.c needs to cache the page.
+ * MS__D_PAGE_W: and every range is written directly, unlogged.
+ */
+#define MS__PAGE_BITS 12u
+#define MS__D_PAGE_SHIFT 16u
+#define MS__D_PAGE_LOW (0xfffu << MS__D_PAGE_SHIFT)
+#define MS__D_PAGE_W (1u << 28)
 
 struct ms__dnode {
     uint64_t base;           /* first address the node covers */
@@ -194,6 +207,13 @@ struct ms__dnode {
 #define MS__DB_IDX_MASK ((1u << MS__DB_IDX_BITS) - 1)
 
 struct ms__dispatch {
+    /*
+     * Never 0 and never reused (a global counter, dispatch.c): names this
+     * table in the per-thread TLBs of access.c, which must never take one
+     * table's entries for another's (a freed table's memory is reused, so
+     * its address would not do).
+     */
+    uint64_t gen;
     const struct ms__dent *dents;
     size_t nr;
     size_t dents_map_len;          /* dents are mmap()ed (huge pages), or 0 */

@@ -1536,6 +1536,73 @@ static void test_topology_change(void)
     teardown();
 }
 
+/*
+ * The access path's TLB (access.c) caches a page of small RAM ranges back
+ * to back in one host buffer, but must still refuse typed accesses that
+ * straddle one of their ends, and forget the page when the view changes.
+ */
+static void test_tlb_small_ranges(void)
+{
+    setup();
+    static uint8_t mem[0x2000] __attribute__((aligned(4096)));
+    for (size_t i = 0; i < sizeof(mem); i++) {
+        mem[i] = (uint8_t)(i * 7 + 1);
+    }
+    /* 0x1000-0x1fff in 40-byte pieces (the last one shorter), then a page. */
+    ms_region *piece[103];
+    for (unsigned i = 0; i < 103; i++) {
+        uint64_t at = (uint64_t)i * 40;
+        uint64_t size = i < 102 ? 40 : 0x1000 - at;
+        piece[i] = add_region((struct ms_region_config){.kind = MS_REGION_RAM,
+                                                        .name = "piece",
+                                                        .size = size,
+                                                        .backing = MS_RAM_HOST,
+                                                        .host = mem + at},
+                              0x1000 + at, 0);
+    }
+    add_region((struct ms_region_config){.kind = MS_REGION_RAM,
+                                         .name = "page",
+                                         .size = 0x1000,
+                                         .backing = MS_RAM_HOST,
+                                         .host = mem + 0x1000},
+               0x2000, 0);
+    uint64_t want;
+    ms_tx_result r;
+    for (int pass = 0; pass < 2; pass++) { /* the second from the TLB */
+        memcpy(&want, mem + 80, 8);
+        CHECK_EQ(ms_as_ldq_le(as, 0x1050, U, &r), want);
+        CHECK_EQ(r, MS_TX_OK);
+        memcpy(&want, mem + 84, 8);
+        CHECK_EQ(ms_as_ldq_le(as, 0x1054, U, &r), want); /* in one range */
+        CHECK_EQ(r, MS_TX_OK);
+        r = MS_TX_OK;
+        CHECK_EQ(ms_as_ldq_le(as, 0x1074, U, &r), 0); /* 116-123: straddles */
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+        CHECK_EQ(ms_as_stl_le(as, 0x1076, 0, U), MS_TX_DECODE_ERROR);
+        CHECK_EQ(mem[0x76], (uint8_t)(0x76 * 7 + 1));
+        uint8_t buf[16];
+        CHECK_EQ(ms_as_read(as, 0x1074, U, buf, 16), MS_TX_OK); /* splits */
+        CHECK(memcmp(buf, mem + 0x74, 16) == 0);
+        memcpy(&want, mem + 0xff8, 8);
+        CHECK_EQ(ms_as_ldq_le(as, 0x1ff8, U, NULL), want);
+        CHECK_EQ(ms_as_ldq_le(as, 0x1ffc, U, &r), 0); /* into "page" */
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+        CHECK_EQ(ms_as_stq_le(as, 0x1028 + 8 * pass, 0x1122334455667788ull, U),
+                 MS_TX_OK);
+        CHECK_EQ(mem[0x28 + 8 * pass], 0x88);
+        memcpy(&want, mem + 0x1008, 8);
+        CHECK_EQ(ms_as_ldq_le(as, 0x2008, U, NULL), want);
+    }
+    /* A hole where a piece was: the cached page must not answer. */
+    REQUIRE(ms_region_del(root, piece[2]) == 0);
+    CHECK_EQ(ms_as_ldq_le(as, 0x1050, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    memcpy(&want, mem + 0x78, 8);
+    CHECK_EQ(ms_as_ldq_le(as, 0x1078, U, &r), want);
+    CHECK_EQ(r, MS_TX_OK);
+    teardown();
+}
+
 int main(void)
 {
     test_ram_basic();
@@ -1568,5 +1635,6 @@ int main(void)
     test_reentrancy_dma();
     test_reentrancy_threads();
     test_topology_change();
+    test_tlb_small_ranges();
     return ms_test_summary("test_access");
 }
