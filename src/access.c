@@ -1447,6 +1447,19 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
         }
         return fill ? tlb_fill(gen, gpa, addend, flags, v) : v;
     }
+    /* One callback (dispatch_read()'s first case): no second call.  Not
+     * for a ROMD range (direct even past the range end: ld_slow()). */
+    if (e && !(e->flags & MS__D_DIRECT_READ) &&
+        mmio_simple(e->mmio, e->offset + (gpa - e->gpa), size)) {
+        uint64_t v;
+        ms_tx_result r = mmio_read_fast(as->sys, e, e->offset + (gpa - e->gpa),
+                                        &v, size, big);
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        if (res) {
+            *res = r;
+        }
+        return v;
+    }
     return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
 }
 
@@ -1541,7 +1554,7 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
 {
     const struct ms__dispatch *d = &fv->disp;
     const struct ms__dent *e = find_fast(d, gpa);
-    /* Dirty logging, MMIO, ROM... in st_slow(). */
+    /* Dirty logging, most MMIO, ROM... in st_slow(). */
     if (LIKELY(e &&
                (e->flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
                    MS__D_DIRECT_WRITE &&
@@ -1554,6 +1567,13 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, MS_TX_OK)
                     : MS_TX_OK;
+    }
+    /* One callback (dispatch_write()'s first case): no second call. */
+    if (e && mmio_simple(e->mmio, e->offset + (gpa - e->gpa), size)) {
+        ms_tx_result r = mmio_write_fast(as->sys, e, e->offset + (gpa - e->gpa),
+                                         v, size, big);
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        return r;
     }
     return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
 }
