@@ -1218,6 +1218,29 @@ rw_miss(ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs,
         return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, MS_TX_OK)
                     : MS_TX_OK;
     }
+    /*
+     * MMIO in one piece of one callback (a vCPU's MMIO exit): what
+     * rw_loop() would do, without its generality.
+     */
+    if (e && e->mmio && !attrs.memory && len <= 8 &&
+        !(e->flags & (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ))) {
+        uint64_t off = e->offset + (gpa - e->gpa);
+        unsigned n = (unsigned)len;
+        if (mmio_simple(e->mmio, off, n) && piece_size(e->ops, n, off) == n) {
+            ms_system *sys = as->sys;
+            ms_tx_result r;
+            if (is_write) {
+                r = mmio_write_fast(sys, e, off, load_host(buf, n), n,
+                                    HOST_BIG);
+            } else {
+                uint64_t v;
+                r = mmio_read_fast(sys, e, off, &v, n, HOST_BIG);
+                store_host(buf, v, n);
+            }
+            ms__rcu_read_unlock(&sys->rcu_token);
+            return r;
+        }
+    }
     return rw_slow(fv, gpa, attrs, buf, len, is_write);
 }
 
