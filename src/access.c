@@ -459,6 +459,12 @@ static const struct ms_region_ops ramdev_ops = {
  */
 #define MM_VUNAL (1u << 16)
 #define MM_BIG (1u << 17)
+/*
+ * (1 << s) << MM_BUF_SHIFT: an aligned buffer access of s bytes is also
+ * one piece of the buffer loop (7.4.1: s is within valid.max, 4 when
+ * unset).  Other lengths hit bits never set.
+ */
+#define MM_BUF_SHIFT 20u
 
 static unsigned clamp8(unsigned v)
 {
@@ -479,10 +485,14 @@ static uint32_t mmio_summary(const ms_system *sys,
     unsigned vmin = ops->valid.min_access_size;
     unsigned vmax = ops->valid.max_access_size; /* 0: any size is valid */
     uint32_t m = 0;
+    unsigned vpiece = vmax == 0 ? 4 : clamp8(vmax); /* piece_size() */
     for (unsigned size = 1; size <= 8; size *= 2) {
         bool valid = vmax == 0 || (size >= vmin && size <= vmax);
         if (valid && size >= amin && size <= amax) {
             m |= 1u << size;
+            if (size <= vpiece) {
+                m |= (1u << size) << MM_BUF_SHIFT;
+            }
         }
     }
     if (!m) {
@@ -1192,10 +1202,11 @@ rw_cold(ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,
     return rw_slow(ms__rcu_deref(&as->view), gpa, attrs, buf, len, is_write);
 }
 
-/* Out of line: a TLB miss (see ld_miss()); @len >= 1. */
-static __attribute__((noinline)) ms_tx_result
-rw_miss(ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs,
-        uint8_t *buf, uint64_t len, bool is_write)
+/* A TLB miss (see ld_miss()); @len >= 1. */
+static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
+                                          uint64_t gpa, struct ms_attrs attrs,
+                                          uint8_t *buf, uint64_t len,
+                                          bool is_write)
 {
     /* RAM in one piece; dirty logging is in rw_slow(). */
     uint32_t want =
@@ -1226,7 +1237,7 @@ rw_miss(ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs,
         !(e->flags & (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ))) {
         uint64_t off = e->offset + (gpa - e->gpa);
         unsigned n = (unsigned)len;
-        if (mmio_simple(e->mmio, off, n) && piece_size(e->ops, n, off) == n) {
+        if ((e->mmio & (1u << n) << MM_BUF_SHIFT) && !(off & (n - 1))) {
             ms_system *sys = as->sys;
             ms_tx_result r;
             if (is_write) {
@@ -1242,6 +1253,21 @@ rw_miss(ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs,
         }
     }
     return rw_slow(fv, gpa, attrs, buf, len, is_write);
+}
+
+/* Out of line, one per direction. */
+static __attribute__((noinline)) ms_tx_result
+rw_miss_read(ms_as *as, const ms_flatview *fv, uint64_t gpa,
+             struct ms_attrs attrs, uint8_t *buf, uint64_t len)
+{
+    return rw_miss(as, fv, gpa, attrs, buf, len, false);
+}
+
+static __attribute__((noinline)) ms_tx_result
+rw_miss_write(ms_as *as, const ms_flatview *fv, uint64_t gpa,
+              struct ms_attrs attrs, uint8_t *buf, uint64_t len)
+{
+    return rw_miss(as, fv, gpa, attrs, buf, len, true);
 }
 
 static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
@@ -1265,7 +1291,8 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;
     }
-    return rw_miss(as, fv, gpa, attrs, buf, len, is_write);
+    return is_write ? rw_miss_write(as, fv, gpa, attrs, buf, len)
+                    : rw_miss_read(as, fv, gpa, attrs, buf, len);
 }
 
 MS_EXPORT ms_tx_result ms_as_read(ms_as *as, uint64_t gpa,
