@@ -1738,14 +1738,33 @@ static void clients_unlock(ms_system *sys)
     __atomic_store_n(&sys->map_lock, 0, __ATOMIC_RELEASE);
 }
 
-/* Notify (and unregister) every client, one at a time, unlocked. */
-static void clients_notify(ms_system *sys)
+/*
+ * Does @c wait for what was released: @budget_as's budget, or (NULL) the
+ * system's single buffer?
+ */
+static bool client_waits_for(const struct ms_map_client *c,
+                             const ms_as *budget_as)
+{
+    if (budget_as) {
+        return c->as == budget_as;
+    }
+    return !c->as || !__atomic_load_n(&c->as->bounce_max, __ATOMIC_RELAXED);
+}
+
+/*
+ * Notify (and unregister) every client waiting for what was released, one
+ * at a time, unlocked.
+ */
+static void clients_notify(ms_system *sys, const ms_as *budget_as)
 {
     for (;;) {
         clients_lock(sys);
-        struct ms_map_client *c = sys->map_clients;
+        struct ms_map_client **pp = &sys->map_clients, *c;
+        while ((c = *pp) && !client_waits_for(c, budget_as)) {
+            pp = &c->next_;
+        }
         if (c) {
-            sys->map_clients = c->next_;
+            *pp = c->next_;
             c->next_ = NULL;
             c->registered_ = false;
         }
@@ -1778,6 +1797,15 @@ MS_EXPORT int ms_map_client_register(ms_system *sys, struct ms_map_client *c)
         clients_unlock(sys);
         return -EEXIST;
     }
+    /*
+     * Checked and queued under the lock: a release after the check notifies
+     * after the queueing (it takes the lock), so no wake-up is lost.
+     */
+    if (client_can_map(sys, c)) {
+        clients_unlock(sys);
+        c->notify(c->opaque);
+        return 0;
+    }
     struct ms_map_client **pp = &sys->map_clients;
     while (*pp) {
         pp = &(*pp)->next_;
@@ -1785,11 +1813,7 @@ MS_EXPORT int ms_map_client_register(ms_system *sys, struct ms_map_client *c)
     c->next_ = NULL;
     c->registered_ = true;
     *pp = c;
-    bool free_now = client_can_map(sys, c);
     clients_unlock(sys);
-    if (free_now) {
-        clients_notify(sys);
-    }
     return 0;
 }
 
@@ -1965,7 +1989,7 @@ MS_EXPORT void ms_as_unmap(struct ms_map *map, uint64_t access_len)
         }
         free(m.host);
         bounce_give(m.as_, m.len, m.budget_);
-        clients_notify(sys);
+        clients_notify(sys, m.budget_ ? m.as_ : NULL);
         return;
     }
     if (m.dirty_ && access_len) {

@@ -1167,22 +1167,29 @@ static void test_bounce_budget(void)
     ms_as *as2;
     REQUIRE(ms_as_new(sys, root2, "other", &as2) == 0);
     tu_add(root2, 0, tu_io(sys, "io2", 0x2000), 0);
+    struct ms_map_client sysc = {.notify = on_free}; /* the system buffer */
+    struct ms_map m4;
     len = 0x2000;
     CHECK(ms_as_map(as2, 0, &len, false, U, &m3) != NULL);
     CHECK_EQ(len, PAGE);
+    len = 1;
+    CHECK(ms_as_map(as2, 0, &len, false, U, &m4) == NULL); /* taken */
+    CHECK_OK(ms_map_client_register(sys, &sysc));
+    CHECK_EQ(notified, 0);
     ms_as_unmap(&m3, 0);
-    CHECK_EQ(notified, 1); /* any release notifies */
+    CHECK_EQ(notified, 1); /* sysc only: c waits for the budget */
+    CHECK_ERR(ms_map_client_unregister(sys, &sysc), ENOENT);
 
-    CHECK_OK(ms_map_client_register(sys, &c));
-    CHECK_EQ(notified, 1);
     memset(p2, 0x5c, 8);
     d.n = 0;
     ms_as_unmap(&m2, 8); /* written back, budget returned */
     CHECK_EQ(d.n, 2);
     CHECK_EQ(d.calls[0].value, 0x5c5c5c5c);
-    CHECK_EQ(notified, 2);
+    CHECK_EQ(notified, 2); /* c */
+    CHECK_ERR(ms_map_client_unregister(sys, &c), ENOENT);
     CHECK_OK(ms_map_client_register(sys, &c)); /* budget left: at once */
     CHECK_EQ(notified, 3);
+    CHECK_ERR(ms_map_client_unregister(sys, &c), ENOENT); /* not queued */
     len = 0x2000;
     CHECK(ms_as_map(as, 0x10000, &len, false, U, &m3) != NULL);
     CHECK_EQ(len, 0x1800);

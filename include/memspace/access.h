@@ -255,7 +255,7 @@ MS_EXPORT uint64_t ms_as_bounce_budget(const ms_as *as);
  *              @map->len): a write mapping marks them dirty (direct) or
  *              writes them back to guest memory (bounce buffer).
  *
- * Releasing a bounce buffer calls every registered map client.  The
+ * Releasing a bounce buffer calls the map clients waiting for it.  The
  * address space of the mapping must still exist.  @map is cleared, so a
  * second unmap does nothing.
  *
@@ -266,14 +266,14 @@ MS_EXPORT void ms_as_unmap(struct ms_map *map, uint64_t access_len);
 /**
  * struct ms_map_client - asks to be told when a bounce buffer is released.
  * @notify: called once, then the client is unregistered; runs on the thread
- *          that released a bounce buffer (or registered the client); it may
- *          call ms_as_map() and ms_map_client_register().  Any release of
- *          the system's buffer or of any address space's budget notifies:
- *          the next map may still fail (register again then).
+ *          that released the bounce buffer the client waits for (or
+ *          registered the client); it may call ms_as_map() and
+ *          ms_map_client_register().  Another thread may take the buffer
+ *          first: the next map may still fail (register again then).
  * @opaque: passed to @notify.
  * @as:     optional: the address space the client maps in.  If it has a
- *          bounce budget, registration notifies at once when some of the
- *          budget is left (instead of when the system's buffer is free).
+ *          bounce budget, the client waits for that budget; otherwise (or
+ *          NULL) for the system's single buffer.
  * The other fields are private; zero-initialise.
  */
 struct ms_map_client {
@@ -286,10 +286,11 @@ struct ms_map_client {
 };
 
 /**
- * ms_map_client_register() - call @c->notify once a bounce buffer of @sys
- * is released: at once (before returning) if the buffer @c waits for is
- * free now (the system's, or some of @c->as's budget).  Every registered
- * client is called each time a buffer is released.
+ * ms_map_client_register() - call @c->notify once the bounce buffer @c
+ * waits for is released (the system's single buffer, or some of
+ * @c->as's budget): at once, before returning and without registering, if
+ * it is free now.  Every client waiting for a buffer is called each time
+ * that buffer is released.
  *
  * Return: 0; -EINVAL for NULL arguments, a NULL @notify, or @c->as of
  * another system; -EEXIST if @c is already registered.
