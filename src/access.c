@@ -452,13 +452,15 @@ static const struct ms_region_ops ramdev_ops = {
 /*
  * MMIO fast path: for ops with plain callbacks and no accepts(), the rules
  * of 7.4.2 and 7.4.4 boil down to a few bits kept in the entry, so that a
- * common access (valid, one callback of exactly its size) needs nothing
- * else: bit s (s = 1, 2, 4, 8) says an access of s bytes is valid and is
- * one callback of s bytes; then whether the guest may be unaligned and the
- * device's byte order.  0: no fast path.
+ * common access needs nothing else: bit s (s = 1, 2, 4, 8) says an access
+ * of s bytes is valid and made of callbacks of min(s, impl.max) bytes
+ * (one callback, or QEMU's default of 4-byte callbacks for an 8-byte
+ * access); then impl.max (log2), whether the guest may be unaligned and
+ * the device's byte order.  0: no fast path.
  */
 #define MM_VUNAL (1u << 16)
 #define MM_BIG (1u << 17)
+#define MM_AMAX_SHIFT 18u /* 2 bits: log2(impl.max) */
 /*
  * (1 << s) << MM_BUF_SHIFT: an aligned buffer access of s bytes is also
  * one piece of the buffer loop (7.4.1: s is within valid.max, 4 when
@@ -485,16 +487,20 @@ static uint32_t mmio_summary(const ms_system *sys,
     unsigned vmin = ops->valid.min_access_size;
     unsigned vmax = ops->valid.max_access_size; /* 0: any size is valid */
     uint32_t m = 0;
+    if (amin > amax || (amax & (amax - 1))) {
+        return 0; /* odd impl sizes: the general loop */
+    }
     unsigned vpiece = vmax == 0 ? 4 : clamp8(vmax); /* piece_size() */
     for (unsigned size = 1; size <= 8; size *= 2) {
         bool valid = vmax == 0 || (size >= vmin && size <= vmax);
-        if (valid && size >= amin && size <= amax) {
+        if (valid && size >= amin) {
             m |= 1u << size;
             if (size <= vpiece) {
                 m |= (1u << size) << MM_BUF_SHIFT;
             }
         }
     }
+    m |= (uint32_t)__builtin_ctz(amax) << MM_AMAX_SHIFT;
     if (!m) {
         return 0;
     }
@@ -901,9 +907,63 @@ static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
     return r;
 }
 
+/* The callback size of the MMIO fast path (impl.max). */
+static ALWAYS_INLINE unsigned mmio_amax(uint32_t m)
+{
+    return 1u << ((m >> MM_AMAX_SHIFT) & 3);
+}
+
 /*
- * The MMIO fast path of a read (mmio_simple() said yes): one callback of
- * @size bytes; @*value comes back in the requested order (@big).
+ * mmio_read_fast() for @size above impl.max: callbacks of impl.max bytes
+ * put together in the device's order (7.4.4, call_device()'s loop).
+ */
+static __attribute__((noinline)) ms_tx_result
+mmio_read_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
+                uint64_t *value, unsigned size, bool big)
+{
+    if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
+        *value = 0;
+        return MS_TX_ACCESS_ERROR;
+    }
+    unsigned step = mmio_amax(e->mmio);
+    bool dbig = e->mmio & MM_BIG;
+    uint64_t mask = size_mask(step), v = 0;
+    for (unsigned i = 0; i < size; i += step) {
+        uint64_t tmp = e->ops->read(e->opaque, offset + i, step) & mask;
+        v |= tmp << (dbig ? (size - step - i) * 8 : i * 8);
+    }
+    if (e->flags & MS__D_GUARD) {
+        tls.depth--;
+    }
+    *value = big != dbig ? bswap_sized(v, size) : v;
+    return MS_TX_OK;
+}
+
+/* The same for a write, after the ioeventfd check; @value in device order. */
+static __attribute__((noinline)) ms_tx_result
+mmio_write_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
+                 uint64_t value, unsigned size)
+{
+    if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
+        return MS_TX_ACCESS_ERROR;
+    }
+    unsigned step = mmio_amax(e->mmio);
+    bool dbig = e->mmio & MM_BIG;
+    uint64_t mask = size_mask(step);
+    for (unsigned i = 0; i < size; i += step) {
+        uint64_t tmp = value >> (dbig ? (size - step - i) * 8 : i * 8);
+        e->ops->write(e->opaque, offset + i, tmp & mask, step);
+    }
+    if (e->flags & MS__D_GUARD) {
+        tls.depth--;
+    }
+    return MS_TX_OK;
+}
+
+/*
+ * The MMIO fast path of a read (mmio_simple() said yes): callbacks of
+ * min(@size, impl.max) bytes; @*value comes back in the requested order
+ * (@big).
  */
 static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
                                                  const struct ms__dent *e,
@@ -911,6 +971,9 @@ static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
                                                  uint64_t *value, unsigned size,
                                                  bool big)
 {
+    if (UNLIKELY(size > mmio_amax(e->mmio))) {
+        return mmio_read_split(sys, e, offset, value, size, big);
+    }
     if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
         *value = 0;
         return MS_TX_ACCESS_ERROR;
@@ -936,6 +999,9 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
     }
     if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
         return MS_TX_OK;
+    }
+    if (UNLIKELY(size > mmio_amax(e->mmio))) {
+        return mmio_write_split(sys, e, offset, value, size);
     }
     if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
         return MS_TX_ACCESS_ERROR;
