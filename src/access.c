@@ -453,14 +453,16 @@ static const struct ms_region_ops ramdev_ops = {
  * MMIO fast path: for ops with plain callbacks and no accepts(), the rules
  * of 7.4.2 and 7.4.4 boil down to a few bits kept in the entry, so that a
  * common access needs nothing else: bit s (s = 1, 2, 4, 8) says an access
- * of s bytes is valid and made of callbacks of min(s, impl.max) bytes
- * (one callback, or QEMU's default of 4-byte callbacks for an 8-byte
- * access); then impl.max (log2), whether the guest may be unaligned and
- * the device's byte order.  0: no fast path.
+ * of s bytes is valid and is one callback of s bytes; bit s of the split
+ * set (MM_SPLIT_SHIFT) that it is valid and made of callbacks of impl.max
+ * bytes (QEMU's default ops: an 8-byte access is two 4-byte callbacks);
+ * then impl.max (log2), whether the guest may be unaligned and the
+ * device's byte order.  0: no fast path.
  */
+#define MM_SPLIT_SHIFT 10u
 #define MM_VUNAL (1u << 16)
 #define MM_BIG (1u << 17)
-#define MM_AMAX_SHIFT 18u /* 2 bits: log2(impl.max) */
+#define MM_AMAX_SHIFT 29u /* 2 bits: log2(impl.max) */
 /*
  * (1 << s) << MM_BUF_SHIFT: an aligned buffer access of s bytes is also
  * one piece of the buffer loop (7.4.1: s is within valid.max, 4 when
@@ -494,7 +496,7 @@ static uint32_t mmio_summary(const ms_system *sys,
     for (unsigned size = 1; size <= 8; size *= 2) {
         bool valid = vmax == 0 || (size >= vmin && size <= vmax);
         if (valid && size >= amin) {
-            m |= 1u << size;
+            m |= size <= amax ? 1u << size : (1u << size) << MM_SPLIT_SHIFT;
             if (size <= vpiece) {
                 m |= (1u << size) << MM_BUF_SHIFT;
             }
@@ -512,6 +514,14 @@ static uint32_t mmio_summary(const ms_system *sys,
         m |= MM_BIG;
     }
     return m;
+}
+
+/* Callbacks of impl.max bytes make the access (mmio_*_split()). */
+static ALWAYS_INLINE bool mmio_split(uint32_t m, uint64_t offset,
+                                     unsigned size)
+{
+    return size <= 8 && (m & (1u << size) << MM_SPLIT_SHIFT) &&
+           ((m & MM_VUNAL) || !(offset & (size - 1)));
 }
 
 static ALWAYS_INLINE bool mmio_simple(uint32_t m, uint64_t offset,
@@ -914,8 +924,9 @@ static ALWAYS_INLINE unsigned mmio_amax(uint32_t m)
 }
 
 /*
- * mmio_read_fast() for @size above impl.max: callbacks of impl.max bytes
- * put together in the device's order (7.4.4, call_device()'s loop).
+ * The MMIO fast path of a read that mmio_split() accepts: callbacks of
+ * impl.max bytes put together in the device's order (7.4.4, call_device()'s
+ * loop); @*value comes back in the requested order (@big).
  */
 static __attribute__((noinline)) ms_tx_result
 mmio_read_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
@@ -939,16 +950,22 @@ mmio_read_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
     return MS_TX_OK;
 }
 
-/* The same for a write, after the ioeventfd check; @value in device order. */
+/* The same for a write: @value is in the requested order (@big). */
 static __attribute__((noinline)) ms_tx_result
 mmio_write_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
-                 uint64_t value, unsigned size)
+                 uint64_t value, unsigned size, bool big)
 {
+    bool dbig = e->mmio & MM_BIG;
+    if (big != dbig) {
+        value = bswap_sized(value, size);
+    }
+    if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
+        return MS_TX_OK;
+    }
     if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
         return MS_TX_ACCESS_ERROR;
     }
     unsigned step = mmio_amax(e->mmio);
-    bool dbig = e->mmio & MM_BIG;
     uint64_t mask = size_mask(step);
     for (unsigned i = 0; i < size; i += step) {
         uint64_t tmp = value >> (dbig ? (size - step - i) * 8 : i * 8);
@@ -961,9 +978,8 @@ mmio_write_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
 }
 
 /*
- * The MMIO fast path of a read (mmio_simple() said yes): callbacks of
- * min(@size, impl.max) bytes; @*value comes back in the requested order
- * (@big).
+ * The MMIO fast path of a read (mmio_simple() said yes): one callback of
+ * @size bytes; @*value comes back in the requested order (@big).
  */
 static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
                                                  const struct ms__dent *e,
@@ -971,9 +987,6 @@ static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
                                                  uint64_t *value, unsigned size,
                                                  bool big)
 {
-    if (UNLIKELY(size > mmio_amax(e->mmio))) {
-        return mmio_read_split(sys, e, offset, value, size, big);
-    }
     if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
         *value = 0;
         return MS_TX_ACCESS_ERROR;
@@ -999,9 +1012,6 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
     }
     if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
         return MS_TX_OK;
-    }
-    if (UNLIKELY(size > mmio_amax(e->mmio))) {
-        return mmio_write_split(sys, e, offset, value, size);
     }
     if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
         return MS_TX_ACCESS_ERROR;
@@ -1305,13 +1315,16 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         unsigned n = (unsigned)len;
         if ((e->mmio & (1u << n) << MM_BUF_SHIFT) && !(off & (n - 1))) {
             ms_system *sys = as->sys;
+            bool one = e->mmio & (1u << n); /* else split */
             ms_tx_result r;
             if (is_write) {
-                r = mmio_write_fast(sys, e, off, load_host(buf, n), n,
-                                    HOST_BIG);
+                uint64_t v = load_host(buf, n);
+                r = one ? mmio_write_fast(sys, e, off, v, n, HOST_BIG)
+                        : mmio_write_split(sys, e, off, v, n, HOST_BIG);
             } else {
                 uint64_t v;
-                r = mmio_read_fast(sys, e, off, &v, n, HOST_BIG);
+                r = one ? mmio_read_fast(sys, e, off, &v, n, HOST_BIG)
+                        : mmio_read_split(sys, e, off, &v, n, HOST_BIG);
                 store_host(buf, v, n);
             }
             ms__rcu_read_unlock(&sys->rcu_token);
@@ -1565,11 +1578,16 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
     }
     /* One callback (dispatch_read()'s first case): no second call.  Not
      * for a ROMD range (direct even past the range end: ld_slow()). */
-    if (e && !(e->flags & MS__D_DIRECT_READ) &&
-        mmio_simple(e->mmio, e->offset + (gpa - e->gpa), size)) {
-        uint64_t v;
-        ms_tx_result r = mmio_read_fast(as->sys, e, e->offset + (gpa - e->gpa),
-                                        &v, size, big);
+    if (e && !(e->flags & MS__D_DIRECT_READ) && e->mmio) {
+        uint64_t off = e->offset + (gpa - e->gpa), v;
+        ms_tx_result r;
+        if (mmio_simple(e->mmio, off, size)) {
+            r = mmio_read_fast(as->sys, e, off, &v, size, big);
+        } else if (mmio_split(e->mmio, off, size)) {
+            r = mmio_read_split(as->sys, e, off, &v, size, big);
+        } else {
+            return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
+        }
         ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
             *res = r;
@@ -1685,9 +1703,16 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
                     : MS_TX_OK;
     }
     /* One callback (dispatch_write()'s first case): no second call. */
-    if (e && mmio_simple(e->mmio, e->offset + (gpa - e->gpa), size)) {
-        ms_tx_result r = mmio_write_fast(as->sys, e, e->offset + (gpa - e->gpa),
-                                         v, size, big);
+    if (e && e->mmio) {
+        uint64_t off = e->offset + (gpa - e->gpa);
+        ms_tx_result r;
+        if (mmio_simple(e->mmio, off, size)) {
+            r = mmio_write_fast(as->sys, e, off, v, size, big);
+        } else if (mmio_split(e->mmio, off, size)) {
+            r = mmio_write_split(as->sys, e, off, v, size, big);
+        } else {
+            return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
+        }
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return r;
     }
