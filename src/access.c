@@ -267,8 +267,6 @@ static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
     return tlb_set(t, gen, gpa, addend, flags, ret);
 }
 
-/* The tlb_fill() arguments of @e. */
-
 /*
  * Scan a leaf bucket @b for @gpa: its entries are in address order and the
  * first one ending at or after @gpa holds it, unless @gpa falls in a gap.
