@@ -1301,6 +1301,29 @@ static void test_dirty(void)
     CHECK_OK(ms_region_set_log(ram, false, MS_DIRTY_VGA));
     CHECK_EQ(ms_as_write(as, 15 * PAGE, U, buf, 8), MS_TX_OK);
     CHECK(!ms_region_get_dirty(ram, 15 * PAGE, PAGE, MS_DIRTY_VGA));
+
+    /* Pages written while unlogged sit in this thread's TLB as directly
+     * writable; logging must still see the next writes, and a read-only
+     * flag must still stop them. */
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(ms_as_stq_le(as, 2 * PAGE + 8 * i, 1, U), MS_TX_OK);
+        CHECK_EQ(ms_as_write(as, 6 * PAGE + 8 * i, U, buf, 8), MS_TX_OK);
+    }
+    CHECK(!ms_region_get_dirty(ram, 2 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK_OK(ms_region_set_log(ram, true, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_stq_le(as, 2 * PAGE + 64, 1, U), MS_TX_OK);
+    CHECK(ms_region_get_dirty(ram, 2 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_write(as, 6 * PAGE + 64, U, buf, 8), MS_TX_OK);
+    CHECK(ms_region_get_dirty(ram, 6 * PAGE, PAGE, MS_DIRTY_VGA));
+    CHECK_OK(ms_region_set_log(ram, false, MS_DIRTY_VGA));
+    uint8_t *h = ms_region_host(ram);
+    CHECK_EQ(ms_as_stq_le(as, 7 * PAGE, 5, U), MS_TX_OK); /* cached again */
+    CHECK_EQ(ms_as_stq_le(as, 7 * PAGE, 6, U), MS_TX_OK);
+    CHECK_EQ(h[7 * PAGE], 6);
+    CHECK_OK(ms_region_set_readonly(ram, true));
+    CHECK_EQ(ms_as_stq_le(as, 7 * PAGE, 7, U), MS_TX_DECODE_ERROR); /* ROM */
+    CHECK_EQ(h[7 * PAGE], 6);
+    CHECK_EQ(ms_as_ldub(as, 7 * PAGE, U, NULL), 6); /* reads still direct */
     teardown();
 }
 

@@ -3,10 +3,10 @@
  * Regions: the nodes of the memory tree.
  *
  * A region is a container, RAM, ROM, ROM device, RAM device, MMIO/PIO
- * region, alias, reservation or IOMMU (enum ms_region_kind).  Each region sits in
- * at most one container ("parent") at an offset with a priority; siblings
- * are ordered by priority, highest first, and among equal priorities the
- * most recently added first.  Rendering (see as.h and docs/model.md) walks
+ * region, alias, reservation or IOMMU (enum ms_region_kind).  Each region
+ * sits in at most one container ("parent") at an offset with a priority;
+ * siblings are ordered by priority, highest first, and among equal
+ * priorities the most recently added first.  Rendering (see as.h and docs/model.md) walks
  * that order and the first region to claim an address wins.
  *
  * Regions are reference counted.  ms_region_new() returns one reference
@@ -197,9 +197,9 @@ struct ms_region_config {
     const struct ms_region_ops *ops;
     void *opaque; /**< passed to every callback (IOMMU: to iommu_ops) */
     /**
-     * I/O, IOMMU: re-entrancy guard key (access.h).  Regions with the same key are
-     * one device: an access that reaches a device from inside one of that
-     * device's callbacks on the same thread is refused.  NULL means
+     * I/O, IOMMU: re-entrancy guard key (access.h).  Regions with the same
+     * key are one device: an access that reaches a device from inside one
+     * of that device's callbacks on the same thread is refused.  NULL means
      * @opaque, or the region itself if @opaque is NULL too.
      */
     const void *device;
