@@ -1090,6 +1090,35 @@ dispatch_write(ms_system *sys, const struct ms__dent *e, uint64_t offset,
 
 /* IOMMUs in a row that an access may cross (a longer chain is a loop). */
 #define IOMMU_DEPTH 16
+/* Target address spaces an access remembers (more: loaded per piece). */
+#define SEEN_MAX 8
+
+/*
+ * The views of the address spaces one access reached through IOMMUs, each
+ * loaded once: the pieces of an access see one topology of every address
+ * space, as they see one of their own (QEMU loads the target's view again
+ * for every piece).
+ */
+struct seen {
+    unsigned n;
+    ms_as *as[SEEN_MAX];
+    const ms_flatview *fv[SEEN_MAX];
+};
+
+static const ms_flatview *view_of(struct seen *s, ms_as *as)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->as[i] == as) {
+            return s->fv[i];
+        }
+    }
+    const ms_flatview *fv = ms__rcu_deref(&as->view);
+    if (s->n < SEEN_MAX) {
+        s->as[s->n] = as;
+        s->fv[s->n++] = fv;
+    }
+    return fv;
+}
 
 static void log_iommu(ms_system *sys, const struct ms__dent *e,
                       uint64_t offset, bool is_write, const char *why)
@@ -1103,13 +1132,14 @@ static void log_iommu(ms_system *sys, const struct ms__dent *e,
  * @x holds an IOMMU entry: translate until the entry found is not one.
  * Each step calls translate() with the offset in the IOMMU, clamps the
  * length to the end of the IOMMU page and looks the translated address up
- * in the target address space's current view (inside the caller's
- * read-side section, which keeps it alive).  A refusal leaves @x
+ * in the target address space's view (loaded once per access, @seen;
+ * inside the caller's read-side section, which keeps it alive).  A refusal leaves @x
  * unassigned at the IOMMU offset, as QEMU does.
  */
 static __attribute__((noinline)) void iommu_walk(ms_system *sys,
                                                  struct xlat *x, bool is_write,
-                                                 struct ms_attrs attrs)
+                                                 struct ms_attrs attrs,
+                                                 struct seen *seen)
 {
     uint64_t len = x->l; /* IOMMU entries are not RAM: never clamped */
     unsigned need = is_write ? MS_IOMMU_WO : MS_IOMMU_RO;
@@ -1154,7 +1184,7 @@ static __attribute__((noinline)) void iommu_walk(ms_system *sys,
         if (len - 1 > room) {
             len = room + 1;
         }
-        const ms_flatview *fv = ms__rcu_deref(&t.target_as->view);
+        const ms_flatview *fv = view_of(seen, t.target_as);
         translate_entry(find(&fv->disp, a), a, len, x);
         len = x->l;
     }
@@ -1166,11 +1196,12 @@ static __attribute__((noinline)) void iommu_walk(ms_system *sys,
  */
 static ALWAYS_INLINE void resolve(ms_system *sys, const struct ms__dent *e,
                                   uint64_t gpa, uint64_t len, bool is_write,
-                                  struct ms_attrs attrs, struct xlat *x)
+                                  struct ms_attrs attrs, struct seen *seen,
+                                  struct xlat *x)
 {
     translate_entry(e, gpa, len, x);
     if (UNLIKELY(e && (e->flags & MS__D_IOMMU))) {
-        iommu_walk(sys, x, is_write, attrs);
+        iommu_walk(sys, x, is_write, attrs, seen);
     }
 }
 
@@ -1198,9 +1229,11 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
     uint32_t direct = is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ;
     ms_tx_result r = MS_TX_OK;
     bool first = true;
+    struct seen seen;
+    seen.n = 0;
     for (;;) {
         struct xlat x;
-        resolve(sys, e, gpa, len, is_write, attrs, &x);
+        resolve(sys, e, gpa, len, is_write, attrs, &seen, &x);
         e = x.e;
         uint32_t f = e ? e->flags : 0;
         uint64_t l = x.l;
@@ -1423,9 +1456,11 @@ MS_EXPORT ms_tx_result ms_as_write_rom(ms_as *as, uint64_t gpa,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     const struct ms__dispatch *d = &fv->disp;
+    struct seen seen;
+    seen.n = 0;
     while (len) {
         struct xlat x;
-        resolve(as->sys, find(d, gpa), gpa, len, true, attrs, &x);
+        resolve(as->sys, find(d, gpa), gpa, len, true, attrs, &seen, &x);
         const struct ms__dent *e = x.e;
         uint64_t l = x.l;
         if (e && e->host && (e->flags & (MS__D_RAM | MS__D_ROMD))) {
@@ -1459,9 +1494,11 @@ MS_EXPORT bool ms_as_access_valid(ms_as *as, uint64_t gpa, uint64_t len,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     const struct ms__dispatch *d = &fv->disp;
+    struct seen seen;
+    seen.n = 0;
     while (len) {
         struct xlat x;
-        resolve(as->sys, find(d, gpa), gpa, len, is_write, attrs, &x);
+        resolve(as->sys, find(d, gpa), gpa, len, is_write, attrs, &seen, &x);
         const struct ms__dent *e = x.e;
         uint64_t l = x.l;
         if (!e || !(e->flags & direct)) {
@@ -1512,7 +1549,9 @@ ld_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, unsigned size_big,
         e = find(&ms__rcu_deref(&as->view)->disp, gpa);
     }
     struct xlat x;
-    resolve(sys, e, gpa, size, false, attrs, &x);
+    struct seen seen;
+    seen.n = 0;
+    resolve(sys, e, gpa, size, false, attrs, &seen, &x);
     e = x.e;
     uint64_t offset = x.offset;
     uint64_t v;
@@ -1650,7 +1689,9 @@ st_slow(ms_as *as, const struct ms__dent *e, uint64_t gpa, uint64_t v,
         e = find(&ms__rcu_deref(&as->view)->disp, gpa);
     }
     struct xlat x;
-    resolve(sys, e, gpa, size, true, attrs, &x);
+    struct seen seen;
+    seen.n = 0;
+    resolve(sys, e, gpa, size, true, attrs, &seen, &x);
     e = x.e;
     ms_tx_result r = MS_TX_OK;
     if (e && (e->flags & MS__D_DIRECT_WRITE) && x.l == size) {
@@ -2000,7 +2041,9 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     const struct ms__dispatch *d = &fv->disp;
-    resolve(sys, find(d, gpa), gpa, want, is_write, attrs, &x);
+    struct seen seen;
+    seen.n = 0;
+    resolve(sys, find(d, gpa), gpa, want, is_write, attrs, &seen, &x);
     if (x.e && (x.e->flags & direct)) {
         ms_region *mr = x.e->mr;
         uint64_t done = x.l;
@@ -2008,7 +2051,7 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
         while (done < want) {
             struct xlat y;
             resolve(sys, find(d, gpa + done), gpa + done, want - done,
-                    is_write, attrs, &y);
+                    is_write, attrs, &seen, &y);
             if (!y.e || y.e->mr != mr || y.offset != x.offset + done) {
                 break;
             }

@@ -14,8 +14,9 @@
  *   addresses read as 0 and drop writes with MS_TX_DECODE_ERROR.
  * - A piece that reaches an IOMMU region (MS_REGION_IOMMU) is translated
  *   by its callbacks, clamped to the IOMMU page, and continues in the
- *   target address space (region.h, docs/access.md); refused translations
- *   behave as unassigned memory.
+ *   target address space (region.h, docs/access.md), whose view is also
+ *   loaded once per access; refused translations behave as unassigned
+ *   memory.
  * - Results are ms_tx_result bit sets, OR-ed over the pieces; an access
  *   never fails with an errno and never stops at the first bad piece.
  * - Lock-free: an access looks the address up in the address space's
