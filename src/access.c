@@ -1044,7 +1044,10 @@ static ms_tx_result dispatch_read_general(ms_system *sys,
     return r;
 }
 
-/* Inline: the one-callback case costs its caller no further call. */
+/*
+ * Inline: the one-callback case costs its caller no further call; plain
+ * callbacks narrower than the access skip the general checks too.
+ */
 static ALWAYS_INLINE ms_tx_result dispatch_read(ms_system *sys,
                                                 const struct ms__dent *e,
                                                 uint64_t offset,
@@ -1053,6 +1056,9 @@ static ALWAYS_INLINE ms_tx_result dispatch_read(ms_system *sys,
 {
     if (e && mmio_simple(e->mmio, offset, size)) {
         return mmio_read_fast(sys, e, offset, value, size, big);
+    }
+    if (e && mmio_split(e->mmio, offset, size)) {
+        return mmio_read_split(sys, e, offset, value, size, big);
     }
     return dispatch_read_general(sys, e, offset, value, size, big, attrs);
 }
@@ -1081,6 +1087,9 @@ dispatch_write(ms_system *sys, const struct ms__dent *e, uint64_t offset,
 {
     if (e && mmio_simple(e->mmio, offset, size)) {
         return mmio_write_fast(sys, e, offset, value, size, big);
+    }
+    if (e && mmio_split(e->mmio, offset, size)) {
+        return mmio_write_split(sys, e, offset, value, size, big);
     }
     return dispatch_write_general(sys, e, offset, value, size, big, attrs);
 }
@@ -1337,8 +1346,8 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
                     : MS_TX_OK;
     }
     /*
-     * MMIO in one piece of one callback (a vCPU's MMIO exit): what
-     * rw_loop() would do, without its generality.
+     * MMIO in one piece (a vCPU's MMIO exit): rw_loop()'s MMIO piece,
+     * without the loop.
      */
     if (e && e->mmio && !attrs.memory && len <= 8 &&
         !(e->flags & (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ))) {
@@ -1346,16 +1355,13 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         unsigned n = (unsigned)len;
         if ((e->mmio & (1u << n) << MM_BUF_SHIFT) && !(off & (n - 1))) {
             ms_system *sys = as->sys;
-            bool one = e->mmio & (1u << n); /* else split */
             ms_tx_result r;
             if (is_write) {
-                uint64_t v = load_host(buf, n);
-                r = one ? mmio_write_fast(sys, e, off, v, n, HOST_BIG)
-                        : mmio_write_split(sys, e, off, v, n, HOST_BIG);
+                r = dispatch_write(sys, e, off, load_host(buf, n), n, HOST_BIG,
+                                   attrs);
             } else {
                 uint64_t v;
-                r = one ? mmio_read_fast(sys, e, off, &v, n, HOST_BIG)
-                        : mmio_read_split(sys, e, off, &v, n, HOST_BIG);
+                r = dispatch_read(sys, e, off, &v, n, HOST_BIG, attrs);
                 store_host(buf, v, n);
             }
             ms__rcu_read_unlock(&sys->rcu_token);
@@ -1613,18 +1619,12 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
         }
         return fill ? tlb_fill(gen, gpa, addend, flags, v) : v;
     }
-    /* One callback (dispatch_read()'s first case): no second call.  Not
-     * for a ROMD range (direct even past the range end: ld_slow()). */
+    /* Plain MMIO: ld_slow()'s dispatch without a second call.  Not for a
+     * ROMD range (direct even past the range end: ld_slow()). */
     if (e && !(e->flags & MS__D_DIRECT_READ) && e->mmio) {
-        uint64_t off = e->offset + (gpa - e->gpa), v;
-        ms_tx_result r;
-        if (mmio_simple(e->mmio, off, size)) {
-            r = mmio_read_fast(as->sys, e, off, &v, size, big);
-        } else if (mmio_split(e->mmio, off, size)) {
-            r = mmio_read_split(as->sys, e, off, &v, size, big);
-        } else {
-            return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
-        }
+        uint64_t v;
+        ms_tx_result r = dispatch_read(as->sys, e, e->offset + (gpa - e->gpa),
+                                       &v, size, big, attrs);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
             *res = r;
@@ -1741,17 +1741,10 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
         return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, MS_TX_OK)
                     : MS_TX_OK;
     }
-    /* One callback (dispatch_write()'s first case): no second call. */
+    /* Plain MMIO: st_slow()'s dispatch without a second call. */
     if (e && e->mmio) {
-        uint64_t off = e->offset + (gpa - e->gpa);
-        ms_tx_result r;
-        if (mmio_simple(e->mmio, off, size)) {
-            r = mmio_write_fast(as->sys, e, off, v, size, big);
-        } else if (mmio_split(e->mmio, off, size)) {
-            r = mmio_write_split(as->sys, e, off, v, size, big);
-        } else {
-            return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
-        }
+        ms_tx_result r = dispatch_write(as->sys, e, e->offset + (gpa - e->gpa),
+                                        v, size, big, attrs);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return r;
     }
