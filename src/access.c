@@ -1861,17 +1861,10 @@ static void clients_unlock(ms_system *sys)
     __atomic_store_n(&sys->map_lock, 0, __ATOMIC_RELEASE);
 }
 
-/*
- * Does @c wait for what was released: @budget_as's budget, or (NULL) the
- * system's single buffer?
- */
-static bool client_waits_for(const struct ms_map_client *c,
-                             const ms_as *budget_as)
+/* The address space whose budget @c waits for; NULL: the system's buffer. */
+static const ms_as *client_budget(const struct ms_map_client *c)
 {
-    if (budget_as) {
-        return c->as == budget_as;
-    }
-    return !c->as || !__atomic_load_n(&c->as->bounce_max, __ATOMIC_RELAXED);
+    return c->as && ms_as_bounce_budget(c->as) ? c->as : NULL;
 }
 
 /*
@@ -1883,7 +1876,7 @@ static void clients_notify(ms_system *sys, const ms_as *budget_as)
     for (;;) {
         clients_lock(sys);
         struct ms_map_client **pp = &sys->map_clients, *c;
-        while ((c = *pp) && !client_waits_for(c, budget_as)) {
+        while ((c = *pp) && client_budget(c) != budget_as) {
             pp = &c->next_;
         }
         if (c) {
@@ -1902,10 +1895,10 @@ static void clients_notify(ms_system *sys, const ms_as *budget_as)
 /* Is the bounce buffer @c waits for free? */
 static bool client_can_map(ms_system *sys, const struct ms_map_client *c)
 {
-    uint64_t max = c->as ? __atomic_load_n(&c->as->bounce_max, __ATOMIC_RELAXED)
-                         : 0;
-    if (max) {
-        return __atomic_load_n(&c->as->bounce_used, __ATOMIC_ACQUIRE) < max;
+    const ms_as *as = client_budget(c);
+    if (as) {
+        return __atomic_load_n(&as->bounce_used, __ATOMIC_ACQUIRE) <
+               ms_as_bounce_budget(as);
     }
     return !__atomic_load_n(&sys->bounce_in_use, __ATOMIC_ACQUIRE);
 }
