@@ -1142,8 +1142,8 @@ static void log_iommu(ms_system *sys, const struct ms__dent *e,
  * Each step calls translate() with the offset in the IOMMU, clamps the
  * length to the end of the IOMMU page and looks the translated address up
  * in the target address space's view (loaded once per access, @seen;
- * inside the caller's read-side section, which keeps it alive).  A refusal leaves @x
- * unassigned at the IOMMU offset, as QEMU does.
+ * inside the caller's read-side section, which keeps it alive).  A
+ * refusal leaves @x unassigned at the IOMMU offset, as QEMU does.
  */
 static __attribute__((noinline)) void iommu_walk(ms_system *sys,
                                                  struct xlat *x, bool is_write,

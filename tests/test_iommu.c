@@ -101,20 +101,6 @@ static ms_region *mem_root, *dma_root, *ram, *iommu_mr;
 static uint8_t *host;
 static struct iommu io;
 
-static ms_region *new_iommu(const char *name, uint64_t size,
-                            const struct ms_iommu_ops *ops, void *opaque)
-{
-    ms_region *r;
-    REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){.kind = MS_REGION_IOMMU,
-                                                     .name = name,
-                                                     .size = size,
-                                                     .iommu_ops = ops,
-                                                     .opaque = opaque},
-                          &r) == 0);
-    return r;
-}
-
 static void pte_set(uint64_t page, uint64_t target, unsigned perm)
 {
     uint64_t v = target | perm;
@@ -133,14 +119,12 @@ static void setup(const struct ms_iommu_ops *ops)
         host[i] = (uint8_t)(i ^ (i >> 8));
     }
     tu_add(mem_root, 0, ram, 0);
-    ms_region *dev;
-    REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){.kind = MS_REGION_IO,
-                                                     .name = "dev",
-                                                     .size = PAGE,
-                                                     .ops = &dev_ops},
-                          &dev) == 0);
-    tu_add(mem_root, MMIO_GPA, dev, 0);
+    tu_add(mem_root, MMIO_GPA,
+           tu_region(sys, (struct ms_region_config){.kind = MS_REGION_IO,
+                                                    .name = "dev",
+                                                    .size = PAGE,
+                                                    .ops = &dev_ops}),
+           0);
 
     memset(&io, 0, sizeof(io));
     io.walk_as = mem;
@@ -149,7 +133,7 @@ static void setup(const struct ms_iommu_ops *ops)
     dma_root = tu_container(sys, "dma-root", MS_SIZE_FULL);
     REQUIRE(ms_as_new(sys, dma_root, "dma", &dma) == 0);
     io.self_as = dma;
-    iommu_mr = new_iommu("iommu", UINT64_C(1) << 32, ops, &io);
+    iommu_mr = tu_iommu(sys, "iommu", UINT64_C(1) << 32, ops, &io);
     tu_add(dma_root, 0, iommu_mr, 0);
 
     /* IOVA page -> guest page */
@@ -432,8 +416,9 @@ static void test_chain(void)
     ms_region *root2 = tu_container(sys, "dma2-root", MS_SIZE_FULL);
     ms_as *dma2;
     REQUIRE(ms_as_new(sys, root2, "dma2", &dma2) == 0);
-    tu_add(root2, 0, new_iommu("iommu2", UINT64_C(1) << 32, &iommu_ops, &io2),
-           0);
+    ms_region *iommu2 =
+        tu_iommu(sys, "iommu2", UINT64_C(1) << 32, &iommu_ops, &io2);
+    tu_add(root2, 0, iommu2, 0);
     ms_tx_result r;
     uint64_t want;
     memcpy(&want, host + 0x5020, 8);

@@ -87,15 +87,11 @@ static void *reader(void *arg)
 static ms_region *page_region(ms_system *sys, const char *name,
                               uint64_t *words)
 {
-    ms_region *r;
-    REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){.kind = MS_REGION_RAM,
-                                                     .name = name,
-                                                     .size = PAGE,
-                                                     .backing = MS_RAM_HOST,
-                                                     .host = words},
-                          &r) == 0);
-    return r;
+    return tu_region(sys, (struct ms_region_config){.kind = MS_REGION_RAM,
+                                                    .name = name,
+                                                    .size = PAGE,
+                                                    .backing = MS_RAM_HOST,
+                                                    .host = words});
 }
 
 int main(int argc, char **argv)
@@ -118,14 +114,7 @@ int main(int argc, char **argv)
 
     ms_region *dmaroot = tu_container(sys, "dma-root", MS_SIZE_FULL);
     REQUIRE(ms_as_new(sys, dmaroot, "dma", &dma) == 0);
-    ms_region *iommu;
-    REQUIRE(ms_region_new(sys,
-                          &(struct ms_region_config){.kind = MS_REGION_IOMMU,
-                                                     .name = "iommu",
-                                                     .size = 0x10000,
-                                                     .iommu_ops = &iommu_ops,
-                                                     .opaque = mem},
-                          &iommu) == 0);
+    ms_region *iommu = tu_iommu(sys, "iommu", 0x10000, &iommu_ops, mem);
     REQUIRE(ms_region_add(dmaroot, 0, iommu) == 0);
 
     pthread_t th[2];

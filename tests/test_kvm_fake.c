@@ -254,14 +254,8 @@ static void test_kinds_and_alignment(void)
     CHECK_OK(ms_region_add(f.system, 0x40000, tiny));
     CHECK_STR(take(&f), "");
     /* An IOMMU: nothing either, also while globally logged. */
-    ms_region *iommu = NULL;
-    CHECK_OK(ms_region_new(
-        f.sys,
-        &(struct ms_region_config){.kind = MS_REGION_IOMMU,
-                                   .name = "iommu",
-                                   .size = 0x10000,
-                                   .iommu_ops = &no_iommu_ops},
-        &iommu));
+    ms_region *iommu =
+        tu_iommu(f.sys, "iommu", 0x10000, &no_iommu_ops, NULL);
     CHECK_OK(ms_region_add(f.system, 0x70000, iommu));
     CHECK_STR(take(&f), "");
     CHECK_OK(ms_dirty_global_start(f.sys, MS_GLOBAL_DIRTY_MIGRATION));

@@ -42,7 +42,7 @@ void tu_log(void *opaque, enum ms_log_level level, const char *msg)
     tu_log_count++;
 }
 
-static ms_region *mk(ms_system *sys, struct ms_region_config cfg)
+ms_region *tu_region(ms_system *sys, struct ms_region_config cfg)
 {
     ms_region *r = NULL;
     int err = ms_region_new(sys, &cfg, &r);
@@ -55,35 +55,45 @@ static ms_region *mk(ms_system *sys, struct ms_region_config cfg)
 
 ms_region *tu_container(ms_system *sys, const char *name, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){.kind = MS_REGION_CONTAINER,
+    return tu_region(sys, (struct ms_region_config){.kind = MS_REGION_CONTAINER,
                                              .name = name,
                                              .size = size});
 }
 
 ms_region *tu_ram(ms_system *sys, const char *name, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){
+    return tu_region(sys, (struct ms_region_config){
                        .kind = MS_REGION_RAM, .name = name, .size = size});
 }
 
 ms_region *tu_rom(ms_system *sys, const char *name, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){
+    return tu_region(sys, (struct ms_region_config){
                        .kind = MS_REGION_ROM, .name = name, .size = size});
 }
 
 ms_region *tu_io(ms_system *sys, const char *name, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){.kind = MS_REGION_IO,
+    return tu_region(sys, (struct ms_region_config){.kind = MS_REGION_IO,
                                              .name = name,
                                              .size = size,
                                              .ops = &tu_dummy_ops});
 }
 
+ms_region *tu_iommu(ms_system *sys, const char *name, uint64_t size,
+                    const struct ms_iommu_ops *ops, void *opaque)
+{
+    return tu_region(sys, (struct ms_region_config){.kind = MS_REGION_IOMMU,
+                                                    .name = name,
+                                                    .size = size,
+                                                    .iommu_ops = ops,
+                                                    .opaque = opaque});
+}
+
 ms_region *tu_alias(ms_system *sys, const char *name, ms_region *target,
                     uint64_t offset, uint64_t size)
 {
-    return mk(sys, (struct ms_region_config){.kind = MS_REGION_ALIAS,
+    return tu_region(sys, (struct ms_region_config){.kind = MS_REGION_ALIAS,
                                              .name = name,
                                              .size = size,
                                              .alias_target = target,

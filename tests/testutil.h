@@ -10,10 +10,13 @@
 extern const struct ms_region_ops tu_dummy_ops;
 
 /* Builders that abort the test on failure. */
+ms_region *tu_region(ms_system *sys, struct ms_region_config cfg);
 ms_region *tu_container(ms_system *sys, const char *name, uint64_t size);
 ms_region *tu_ram(ms_system *sys, const char *name, uint64_t size);
 ms_region *tu_rom(ms_system *sys, const char *name, uint64_t size);
 ms_region *tu_io(ms_system *sys, const char *name, uint64_t size);
+ms_region *tu_iommu(ms_system *sys, const char *name, uint64_t size,
+                    const struct ms_iommu_ops *ops, void *opaque);
 ms_region *tu_alias(ms_system *sys, const char *name, ms_region *target,
                     uint64_t offset, uint64_t size);
 /* Add and drop the caller's reference (the container keeps one). */
