@@ -86,24 +86,34 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 /* ---- per-thread state --------------------------------------------------- */
 
 /*
- * The software TLB (QEMU's softmmu idea): a direct-mapped table of 4 KiB
- * guest pages that lie entirely inside one directly accessed RAM range,
- * looked up before the index.  An entry belongs to one dispatch table,
- * named by its generation (never reused, unlike the table's address), and
- * is used only while the view the access loaded has that table: so a hit
- * returns memory of that view, alive for the read-side section, exactly
- * what the index would have found.  Nothing is ever invalidated; entries
- * of older tables just stop matching.  Tags are page addresses (plus, for
- * pages of small ranges, low bits: tlb_hit()).  TLB_NONE is a write tag
- * for pages not written directly, or any tag of generation 0 (no table's),
- * and tlb_hit() makes sure it matches nothing.
+ * The software TLB (QEMU's softmmu idea): direct-mapped tables of guest
+ * pages that lie entirely inside one directly accessed RAM range, looked
+ * up before the index.  Two levels: 4 KiB pages, then larger pages of a
+ * size each dispatch table chooses for its ranges (ms__dispatch.big_shift:
+ * 2 MiB to 1 GiB for a VMM's few large RAM ranges, less for many smaller
+ * ones), so that the TLB reaches all of a large guest's RAM.  An entry
+ * belongs to one dispatch table, named by its generation (never reused,
+ * unlike the table's address), and is used only while the view the
+ * access loaded has that table: so a hit returns memory of that view,
+ * alive for the read-side section, exactly what the index would have
+ * found.  Nothing is ever invalidated; entries of older tables just stop
+ * matching.  Tags are page addresses (plus, for 4 KiB pages of small
+ * ranges, low bits: tlb_hit()).  TLB_NONE is a write tag for pages not
+ * written directly, or any tag of generation 0 (no table's), and
+ * tlb_hit() makes sure it matches nothing.
  */
 #define TLB_PAGE_BITS MS__PAGE_BITS
 #define TLB_PAGE ((uint64_t)1 << TLB_PAGE_BITS)
 #define TLB_BITS 10 /* 1024 entries: 4 MiB of RAM, 32 KiB per thread */
 #define TLB_SIZE (1u << TLB_BITS)
+#define TLB_BIG_SIZE MS__TLB_BIG_SIZE /* 32 KiB per thread */
+#define TLB_ALL (TLB_SIZE + TLB_BIG_SIZE)
 #define TLB_NONE UINT64_MAX
 
+/*
+ * A thread's table: TLB_SIZE entries of 4 KiB pages, then TLB_BIG_SIZE of
+ * the second level, whose page size each dispatch table chooses.
+ */
 struct tlb_ent {
     uint64_t gen;     /* the table's generation (ms__dispatch.gen) */
     uint64_t tag_r;   /* the page, if reads copy from host */
@@ -116,10 +126,11 @@ struct tlb_ent {
  * no live table's), so that the hit path needs no NULL test.  Only ever
  * read.
  */
-static struct tlb_ent tlb_none[TLB_SIZE];
+static struct tlb_ent tlb_none[TLB_ALL];
 
 struct tls_state {
     struct tlb_ent *tlb;        /* tlb_none, or this thread's table (malloc) */
+    struct tlb_ent *big;        /* its second level: tlb + TLB_SIZE */
     const struct ms__dent *hit; /* the last range hit, in any view */
     unsigned depth;
     const void *guard[GUARD_DEPTH];
@@ -131,7 +142,8 @@ struct tls_state {
  * hence the TLB itself is allocated, not static TLS).
  */
 static __thread struct tls_state tls
-    __attribute__((tls_model("initial-exec"))) = {.tlb = tlb_none};
+    __attribute__((tls_model("initial-exec"))) = {
+        .tlb = tlb_none, .big = tlb_none + TLB_SIZE};
 
 /* Frees a thread's TLB when it exits. */
 static pthread_key_t tlb_key;
@@ -141,6 +153,7 @@ static bool tlb_key_ok;
 static void tlb_destroy(void *p)
 {
     tls.tlb = tlb_none;
+    tls.big = tlb_none + TLB_SIZE;
     free(p);
 }
 
@@ -156,11 +169,11 @@ static struct tlb_ent *tlb_alloc(void)
     if (!tlb_key_ok) {
         return NULL;
     }
-    struct tlb_ent *t = malloc(TLB_SIZE * sizeof(*t));
+    struct tlb_ent *t = malloc(TLB_ALL * sizeof(*t));
     if (!t) {
         return NULL;
     }
-    for (unsigned i = 0; i < TLB_SIZE; i++) {
+    for (unsigned i = 0; i < TLB_ALL; i++) {
         t[i] = (struct tlb_ent){.tag_r = TLB_NONE, .tag_w = TLB_NONE};
     }
     if (pthread_setspecific(tlb_key, t) != 0) {
@@ -168,6 +181,7 @@ static struct tlb_ent *tlb_alloc(void)
         return NULL;
     }
     tls.tlb = t;
+    tls.big = t + TLB_SIZE;
     return t;
 }
 
@@ -177,22 +191,41 @@ static ALWAYS_INLINE const struct tlb_ent *tlb_entry(uint64_t gpa)
 }
 
 /*
- * Whether the TLB maps the @len bytes at @gpa in table @gen for reads
+ * Whether the TLB maps the @len bytes at @gpa in table @d for reads
  * (@is_write false) or writes; then @*host is their address.  @len is 1
- * to 8, or at most what is left of the page.
+ * to 8, or at most what is left of the 4 KiB page.
  *
- * First the common case, a whole page: the tag compared is the page of
- * the last byte, so an access running into the next page never matches
- * (that page has another slot).  Then pages of small ranges
- * (MS__D_PAGE_LOW, internal.h), whose tags carry a - 1 in their low bits
- * (so the first test never matches them): the bytes must lie in one
- * a-aligned block of the page.  A write tag is the read tag or TLB_NONE.
+ * tlb_hit(), inline in the fast paths, looks at the second level, where
+ * most RAM goes; tlb_hit_small(), at the start of the miss paths, at the
+ * first.  The tag compared is the page of the last byte, so an access
+ * running into the next page never matches (that page has another slot;
+ * an access wrapping past the top of the address space neither, page 0
+ * having slot 0).  Then 4 KiB pages of small ranges (MS__D_PAGE_LOW,
+ * internal.h), whose tags carry a - 1 in their low bits (so the first
+ * tests never match them): the bytes must lie in one a-aligned block of
+ * the page.  A write tag is the read tag or TLB_NONE.
  */
-static ALWAYS_INLINE bool tlb_hit(uint64_t gen, uint64_t gpa, uint64_t len,
-                                  bool is_write, uint8_t **host)
+static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
+                                  uint64_t len, bool is_write, uint8_t **host)
+{
+    unsigned shift = d->big_shift;
+    const struct tlb_ent *t = &tls.big[(gpa >> shift) & (TLB_BIG_SIZE - 1)];
+    uint64_t tag = is_write ? t->tag_w : t->tag_r;
+    /* One branch for both tests. */
+    if (LIKELY(((t->gen ^ d->gen) |
+                (tag ^ (((gpa + len - 1) >> shift) << shift))) == 0)) {
+        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+        return true;
+    }
+    return false;
+}
+
+static ALWAYS_INLINE bool tlb_hit_small(const struct ms__dispatch *d,
+                                        uint64_t gpa, uint64_t len,
+                                        bool is_write, uint8_t **host)
 {
     const struct tlb_ent *t = tlb_entry(gpa);
-    if (UNLIKELY(t->gen != gen)) {
+    if (t->gen != d->gen) {
         return false;
     }
     uint64_t tag = is_write ? t->tag_w : t->tag_r;
@@ -210,33 +243,50 @@ static ALWAYS_INLINE bool tlb_hit(uint64_t gen, uint64_t gpa, uint64_t len,
 }
 
 /*
- * Whether the TLB may remember the page of @gpa (found in @e): it lies
- * entirely in @e and @e is RAM read directly.
+ * Which page of @gpa (found in @e) the TLB may remember, as the log2 of
+ * its size: the second level's one (@big_shift) or the 4 KiB one, if it
+ * lies entirely in @e and @e is RAM read directly, or a 4 KiB page of
+ * small ranges; 0: none.
  */
-static ALWAYS_INLINE bool tlb_fits(const struct ms__dent *e, uint64_t gpa)
+static ALWAYS_INLINE unsigned tlb_fits(const struct ms__dent *e, uint64_t gpa,
+                                       unsigned big_shift)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    if (e->flags & MS__D_PAGE_LOW) {
+        return TLB_PAGE_BITS;
+    }
+    if ((e->flags & rd) != rd) {
+        return 0;
+    }
+    uint64_t big = (gpa >> big_shift) << big_shift;
+    if (big >= e->gpa && e->last - big >= ((uint64_t)1 << big_shift) - 1) {
+        return big_shift;
+    }
     uint64_t page = gpa & ~(TLB_PAGE - 1);
-    return (e->flags & MS__D_PAGE_LOW) ||
-           ((e->flags & rd) == rd && page >= e->gpa &&
-            e->last - page >= TLB_PAGE - 1);
+    return page >= e->gpa && e->last - page >= TLB_PAGE - 1 ? TLB_PAGE_BITS
+                                                           : 0;
 }
 
 /*
- * Remember the page of @gpa, tlb_fits() in the entry with @flags and
- * @addend of table @gen; returns @ret.  Writes are cached only when they
- * need nothing else (no dirty logging: it marks per access).  Called last,
- * after the read-side section (it only stores numbers), and the first
- * fill of a thread, which allocates, is a tail call: so the miss paths
- * save no registers for it.
+ * Remember the page of @gpa, of @shift bits as tlb_fits() said, in the
+ * entry with @flags and @addend of table @gen; returns @ret.  Writes are
+ * cached only when they need nothing else (no dirty logging: it marks per
+ * access).  Called last, after the read-side section (it only stores
+ * numbers), and the first fill of a thread, which allocates, is a tail
+ * call: so the miss paths save no registers for it.
  */
 static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
                                       uint64_t gpa, uintptr_t addend,
-                                      uint32_t flags, uint64_t ret)
+                                      uint32_t flags, unsigned shift,
+                                      uint64_t ret)
 {
-    t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+    if (shift != TLB_PAGE_BITS) {
+        t = &t[TLB_SIZE + ((gpa >> shift) & (TLB_BIG_SIZE - 1))];
+    } else {
+        t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+    }
     uint64_t low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
-    uint64_t tag = (gpa & ~(TLB_PAGE - 1)) | low;
+    uint64_t tag = (gpa & ~(((uint64_t)1 << shift) - 1)) | low;
     bool w = low ? (flags & MS__D_PAGE_W) != 0
                  : (flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
                        MS__D_DIRECT_WRITE;
@@ -250,21 +300,21 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
 /* tlb_fill() on a thread's first fill. */
 static __attribute__((noinline, cold)) uint64_t
 tlb_fill_first(uint64_t gen, uint64_t gpa, uintptr_t addend, uint32_t flags,
-               uint64_t ret)
+               unsigned shift, uint64_t ret)
 {
     struct tlb_ent *t = tlb_alloc();
-    return t ? tlb_set(t, gen, gpa, addend, flags, ret) : ret;
+    return t ? tlb_set(t, gen, gpa, addend, flags, shift, ret) : ret;
 }
 
 static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
                                        uintptr_t addend, uint32_t flags,
-                                       uint64_t ret)
+                                       unsigned shift, uint64_t ret)
 {
     struct tlb_ent *t = tls.tlb;
     if (UNLIKELY(t == tlb_none)) {
-        return tlb_fill_first(gen, gpa, addend, flags, ret);
+        return tlb_fill_first(gen, gpa, addend, flags, shift, ret);
     }
-    return tlb_set(t, gen, gpa, addend, flags, ret);
+    return tlb_set(t, gen, gpa, addend, flags, shift, ret);
 }
 
 /*
@@ -1337,12 +1387,13 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         } else {
             memmove(buf, h, len);
         }
-        bool fill = tlb_fits(e, gpa);
+        unsigned fill = tlb_fits(e, gpa, d->big_shift);
         uint64_t gen = d->gen;
         uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
         uint32_t flags = e->flags;
         ms__rcu_read_unlock(&as->sys->rcu_token);
-        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, MS_TX_OK)
+        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, fill,
+                                                   MS_TX_OK)
                     : MS_TX_OK;
     }
     /*
@@ -1371,20 +1422,36 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
     return rw_slow(fv, gpa, attrs, buf, len, is_write);
 }
 
-/* Out of line, one per direction. */
-static __attribute__((noinline)) ms_tx_result
-rw_miss_read(ms_as *as, const ms_flatview *fv, uint64_t gpa,
-             struct ms_attrs attrs, uint8_t *buf, uint64_t len)
-{
-    return rw_miss(as, fv, gpa, attrs, buf, len, false);
-}
-
-static __attribute__((noinline)) ms_tx_result
-rw_miss_write(ms_as *as, const ms_flatview *fv, uint64_t gpa,
-              struct ms_attrs attrs, uint8_t *buf, uint64_t len)
-{
-    return rw_miss(as, fv, gpa, attrs, buf, len, true);
-}
+/*
+ * Out of line, one per direction: the TLB's first level (a small function
+ * saving no registers), then the index.
+ */
+#define RW_MISS(dir, is_write)                                                 \
+    static __attribute__((noinline)) ms_tx_result rw_index_##dir(             \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa,                        \
+        struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
+    {                                                                          \
+        return rw_miss(as, fv, gpa, attrs, buf, len, is_write);                \
+    }                                                                          \
+    static __attribute__((noinline)) ms_tx_result rw_miss_##dir(              \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa,                        \
+        struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
+    {                                                                          \
+        uint8_t *h;                                                            \
+        if (len - 1 <= (~gpa & (TLB_PAGE - 1)) &&                              \
+            tlb_hit_small(&fv->disp, gpa, len, is_write, &h)) {                \
+            if (is_write) {                                                    \
+                copy(h, buf, len);                                             \
+            } else {                                                           \
+                copy(buf, h, len);                                             \
+            }                                                                  \
+            ms__rcu_read_unlock(&as->sys->rcu_token);                          \
+            return MS_TX_OK;                                                   \
+        }                                                                      \
+        return rw_index_##dir(as, fv, gpa, attrs, buf, len);                   \
+    }
+RW_MISS(read, false)
+RW_MISS(write, true)
 
 static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
                                      struct ms_attrs attrs, uint8_t *buf,
@@ -1398,7 +1465,7 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
     uint8_t *h;
     /* Within one page: the TLB (which only holds RAM, as rw_miss wants). */
     if (LIKELY(len - 1 <= (~gpa & (TLB_PAGE - 1)) &&
-               tlb_hit(fv->disp.gen, gpa, len, is_write, &h))) {
+               tlb_hit(&fv->disp, gpa, len, is_write, &h))) {
         if (is_write) {
             copy(h, buf, len);
         } else {
@@ -1595,6 +1662,21 @@ static __attribute__((noinline)) uint64_t ld_cold(ms_as *as, uint64_t gpa,
     return ld_slow(as, find(&fv->disp, gpa), gpa, size_big, attrs, res);
 }
 
+/* Device callbacks read @e at @gpa, and the read-side section ends. */
+static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
+                                     uint64_t gpa, unsigned size, bool big,
+                                     struct ms_attrs attrs, ms_tx_result *res)
+{
+    uint64_t v;
+    ms_tx_result r = dispatch_read(as->sys, e, e->offset + (gpa - e->gpa), &v,
+                                   size, big, attrs);
+    ms__rcu_read_unlock(&as->sys->rcu_token);
+    if (res) {
+        *res = r;
+    }
+    return v;
+}
+
 /*
  * Out of line: a TLB miss.  Entered inside the read-side section with the
  * view @fv the access loaded, ends it.  RAM in one piece is still done
@@ -1609,7 +1691,7 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
     if (LIKELY(e && (e->flags & MS__D_DIRECT_READ) &&
                size - 1 <= e->last - gpa)) {
         uint64_t v = load_ord(e->host + (gpa - e->gpa), size, big);
-        bool fill = tlb_fits(e, gpa);
+        unsigned fill = tlb_fits(e, gpa, d->big_shift);
         uint64_t gen = d->gen;
         uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
         uint32_t flags = e->flags;
@@ -1617,30 +1699,41 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
         if (res) {
             *res = MS_TX_OK;
         }
-        return fill ? tlb_fill(gen, gpa, addend, flags, v) : v;
+        return fill ? tlb_fill(gen, gpa, addend, flags, fill, v) : v;
     }
     /* Plain MMIO: ld_slow()'s dispatch without a second call.  Not for a
      * ROMD range (direct even past the range end: ld_slow()). */
     if (e && !(e->flags & MS__D_DIRECT_READ) && e->mmio) {
-        uint64_t v;
-        ms_tx_result r = dispatch_read(as->sys, e, e->offset + (gpa - e->gpa),
-                                       &v, size, big, attrs);
-        ms__rcu_read_unlock(&as->sys->rcu_token);
-        if (res) {
-            *res = r;
-        }
-        return v;
+        return ld_dev(as, e, gpa, size, big, attrs, res);
     }
     return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
 }
 
-/* One out-of-line miss path per size. */
+/*
+ * Out of line, one per size: the TLB's first level (a small function
+ * saving no registers), then the index.
+ */
 #define LD_MISS(size)                                                          \
-    static __attribute__((noinline))                                           \
-    uint64_t ld_miss##size(ms_as *as, const ms_flatview *fv, uint64_t gpa,     \
-                           bool big, struct ms_attrs attrs, ms_tx_result *res) \
+    static __attribute__((noinline)) uint64_t ld_index##size(                 \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa, bool big,              \
+        struct ms_attrs attrs, ms_tx_result *res)                              \
     {                                                                          \
         return ld_miss(as, fv, gpa, size, big, attrs, res);                    \
+    }                                                                          \
+    static __attribute__((noinline)) uint64_t ld_miss##size(                  \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa, bool big,              \
+        struct ms_attrs attrs, ms_tx_result *res)                              \
+    {                                                                          \
+        uint8_t *h;                                                            \
+        if (LIKELY(tlb_hit_small(&fv->disp, gpa, size, false, &h))) {          \
+            uint64_t v = load_ord(h, size, big);                               \
+            ms__rcu_read_unlock(&as->sys->rcu_token);                          \
+            if (res) {                                                         \
+                *res = MS_TX_OK;                                               \
+            }                                                                  \
+            return v;                                                          \
+        }                                                                      \
+        return ld_index##size(as, fv, gpa, big, attrs, res);                   \
     }
 LD_MISS(1)
 LD_MISS(2)
@@ -1658,7 +1751,7 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
-    if (LIKELY(tlb_hit(fv->disp.gen, gpa, size, false, &h))) {
+    if (LIKELY(tlb_hit(&fv->disp, gpa, size, false, &h))) {
         uint64_t v = load_ord(h, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
@@ -1719,6 +1812,18 @@ static __attribute__((noinline)) ms_tx_result st_cold(ms_as *as, uint64_t gpa,
     return st_slow(as, find(&fv->disp, gpa), gpa, v, size_big, attrs);
 }
 
+/* Device callbacks write @v to @e at @gpa; the read-side section ends. */
+static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
+                                         uint64_t gpa, uint64_t v,
+                                         unsigned size, bool big,
+                                         struct ms_attrs attrs)
+{
+    ms_tx_result r = dispatch_write(as->sys, e, e->offset + (gpa - e->gpa), v,
+                                    size, big, attrs);
+    ms__rcu_read_unlock(&as->sys->rcu_token);
+    return r;
+}
+
 /* Out of line: a TLB miss (see ld_miss()). */
 static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
                                           uint64_t gpa, uint64_t v,
@@ -1733,30 +1838,40 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
                    MS__D_DIRECT_WRITE &&
                size - 1 <= e->last - gpa)) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
-        bool fill = tlb_fits(e, gpa);
+        unsigned fill = tlb_fits(e, gpa, d->big_shift);
         uint64_t gen = d->gen;
         uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
         uint32_t flags = e->flags;
         ms__rcu_read_unlock(&as->sys->rcu_token);
-        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, MS_TX_OK)
+        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, fill,
+                                                   MS_TX_OK)
                     : MS_TX_OK;
     }
     /* Plain MMIO: st_slow()'s dispatch without a second call. */
     if (e && e->mmio) {
-        ms_tx_result r = dispatch_write(as->sys, e, e->offset + (gpa - e->gpa),
-                                        v, size, big, attrs);
-        ms__rcu_read_unlock(&as->sys->rcu_token);
-        return r;
+        return st_dev(as, e, gpa, v, size, big, attrs);
     }
     return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
 }
 
 #define ST_MISS(size)                                                          \
-    static __attribute__((noinline))                                           \
-    ms_tx_result st_miss##size(ms_as *as, const ms_flatview *fv, uint64_t gpa, \
-                               uint64_t v, bool big, struct ms_attrs attrs)    \
+    static __attribute__((noinline)) ms_tx_result st_index##size(             \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa, uint64_t v, bool big,  \
+        struct ms_attrs attrs)                                                 \
     {                                                                          \
         return st_miss(as, fv, gpa, v, size, big, attrs);                      \
+    }                                                                          \
+    static __attribute__((noinline)) ms_tx_result st_miss##size(              \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa, uint64_t v, bool big,  \
+        struct ms_attrs attrs)                                                 \
+    {                                                                          \
+        uint8_t *h;                                                            \
+        if (LIKELY(tlb_hit_small(&fv->disp, gpa, size, true, &h))) {           \
+            store_ord(h, v, size, big);                                        \
+            ms__rcu_read_unlock(&as->sys->rcu_token);                          \
+            return MS_TX_OK;                                                   \
+        }                                                                      \
+        return st_index##size(as, fv, gpa, v, big, attrs);                     \
     }
 ST_MISS(1)
 ST_MISS(2)
@@ -1775,7 +1890,7 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
-    if (LIKELY(tlb_hit(fv->disp.gen, gpa, size, true, &h))) {
+    if (LIKELY(tlb_hit(&fv->disp, gpa, size, true, &h))) {
         store_ord(h, v, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;

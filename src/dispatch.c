@@ -238,6 +238,50 @@ static void mark_pages(struct ms__dent *d, size_t nr)
     }
 }
 
+/*
+ * The page size of the TLB's second level for these ranges (see
+ * ms__dispatch.big_shift): of the sizes whose pages, each lying inside one
+ * RAM range read directly, cover some RAM, the one whose MS__TLB_BIG_SIZE
+ * entries reach the most of it (the largest on a tie: fewer pages to
+ * conflict).  Ranges are RAM of a VMM (a few large ones) or of a test
+ * bench (many small ones): one size per table fits both.
+ */
+static unsigned big_shift(const struct ms__dent *d, size_t nr)
+{
+    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    uint64_t cover[MS__TLB_BIG_MAX + 1] = {0};
+    for (size_t i = 0; i < nr; i++) {
+        if ((d[i].flags & rd) != rd) {
+            continue;
+        }
+        for (unsigned s = MS__TLB_BIG_MIN; s <= MS__TLB_BIG_MAX; s++) {
+            uint64_t size = UINT64_C(1) << s;
+            uint64_t first = (d[i].gpa + size - 1) & ~(size - 1);
+            if (first < d[i].gpa || first > d[i].last ||
+                d[i].last - first < size - 1) {
+                break; /* no page of this size, nor of larger ones */
+            }
+            /* The pages' bytes, less one (2^64 of them would not fit). */
+            uint64_t bytes_1 = (((d[i].last - first) >> s) << s) + size - 1;
+            uint64_t sum = cover[s] + bytes_1 + 1;
+            cover[s] = sum <= cover[s] ? UINT64_MAX : sum; /* saturated */
+        }
+    }
+    unsigned best = MS__TLB_BIG_MIN + 8; /* 2 MiB: nothing fills it anyway */
+    uint64_t best_reach = 0;
+    for (unsigned s = MS__TLB_BIG_MIN; s <= MS__TLB_BIG_MAX; s++) {
+        uint64_t reach = (uint64_t)MS__TLB_BIG_SIZE << s;
+        if (cover[s] < reach) {
+            reach = cover[s];
+        }
+        if (reach && reach >= best_reach) {
+            best = s;
+            best_reach = reach;
+        }
+    }
+    return best;
+}
+
 /* The last generation handed out (atomic: systems build on any thread). */
 static uint64_t last_gen;
 
@@ -259,6 +303,7 @@ int ms__dispatch_build(ms_flatview *fv)
         ms__access_dent_init(&dents[i], &fv->ranges[i]);
     }
     mark_pages(dents, fv->nr);
+    disp->big_shift = big_shift(dents, fv->nr);
     disp->dents = dents;
     disp->nr = fv->nr;
     if (fv->nr >= MS__DB_IDX_MASK) {

@@ -1633,6 +1633,176 @@ static void test_tlb_small_ranges(void)
     teardown();
 }
 
+/*
+ * The TLB's second level caches pages as large as the RAM ranges allow
+ * (here 2 MiB: two 2 MiB ranges back to back in separate blocks, and a
+ * 4 MiB one), but accesses straddling two ranges or a range end must still
+ * split or fail as the index says, dirty logging and the read-only flag
+ * set after a page was cached must still apply, and an access wrapping
+ * past the top of the address space must not hit page 0.
+ */
+static void test_tlb_big_pages(void)
+{
+    setup();
+    const uint64_t m2 = UINT64_C(2) << 20;
+    ms_region *a = add_ram("a", 0, m2);
+    ms_region *b = add_ram("b", m2, m2);
+    ms_region *c = add_ram("c", 4 * m2, 2 * m2);
+    fill_pattern(a, 1);
+    fill_pattern(b, 101);
+    fill_pattern(c, 201);
+    const uint8_t *ha = ms_region_host(a), *hb = ms_region_host(b);
+    const uint8_t *hc = ms_region_host(c);
+    ms_tx_result r;
+    uint64_t want;
+    for (int pass = 0; pass < 2; pass++) { /* the second from the TLB */
+        memcpy(&want, ha + 0x10, 8);
+        CHECK_EQ(ms_as_ldq_le(as, 0x10, U, NULL), want);
+        memcpy(&want, ha + m2 - 8, 8);
+        CHECK_EQ(ms_as_ldq_le(as, m2 - 8, U, NULL), want);
+        memcpy(&want, hb + 0x123458, 8);
+        CHECK_EQ(ms_as_ldq_le(as, m2 + 0x123458, U, NULL), want);
+        memcpy(&want, hc + m2 + 0x400, 8);
+        CHECK_EQ(ms_as_ldq_le(as, 5 * m2 + 0x400, U, NULL), want);
+        /* Straddling a and b: a typed access fails (7.7, edge case 59),
+         * a buffer splits. */
+        CHECK_EQ(ms_as_ldq_le(as, m2 - 4, U, &r), 0);
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+        CHECK_EQ(ms_as_stl_le(as, m2 - 2, 0, U), MS_TX_DECODE_ERROR);
+        CHECK_EQ(hb[1], 102);
+        uint8_t buf[16];
+        CHECK_EQ(ms_as_read(as, m2 - 8, U, buf, 16), MS_TX_OK);
+        CHECK(memcmp(buf, ha + m2 - 8, 8) == 0 && memcmp(buf + 8, hb, 8) == 0);
+        /* Straddling the end of c into the hole. */
+        CHECK_EQ(ms_as_ldq_le(as, 6 * m2 - 4, U, &r), 0);
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+        CHECK_EQ(ms_as_stq_le(as, 6 * m2 - 4, 0, U), MS_TX_DECODE_ERROR);
+        CHECK_EQ(hc[2 * m2 - 4], (uint8_t)(201 + 2 * m2 - 4));
+        /* Wrapping: 2^64 - 4 .. 3 is not page 0. */
+        r = MS_TX_OK;
+        CHECK_EQ(ms_as_ldq_le(as, UINT64_MAX - 3, U, &r), 0);
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+        CHECK_EQ(ms_as_stq_le(as, UINT64_MAX - 3, 0, U), MS_TX_DECODE_ERROR);
+        CHECK_EQ(ms_as_stw_le(as, 0x100 + (uint64_t)pass, 0xabcd, U),
+                 MS_TX_OK);
+        CHECK_EQ(ha[0x100 + pass], 0xcd);
+    }
+    const uint8_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    CHECK_EQ(ms_as_write(as, m2 - 4, U, in, 8), MS_TX_OK);
+    CHECK(memcmp(ha + m2 - 4, in, 4) == 0 && memcmp(hb, in + 4, 4) == 0);
+    /* Cached as writable; logging and read-only set later still apply. */
+    CHECK_OK(ms_region_set_log(b, true, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_stq_le(as, m2 + 0x10008, 1, U), MS_TX_OK);
+    CHECK(ms_region_get_dirty(b, 0x10000, PAGE, MS_DIRTY_VGA));
+    CHECK(!ms_region_get_dirty(b, 0x20000, PAGE, MS_DIRTY_VGA));
+    CHECK_OK(ms_region_set_readonly(a, true));
+    CHECK_EQ(ms_as_stq_le(as, 0x100, 0, U), MS_TX_DECODE_ERROR);
+    CHECK_EQ(ha[0x102], 0xab);
+    /* Moved away: the cached page must not answer. */
+    CHECK_OK(ms_region_set_address(c, 8 * m2));
+    CHECK_EQ(ms_as_ldq_le(as, 5 * m2 + 0x400, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    memcpy(&want, hc + m2 + 0x400, 8);
+    CHECK_EQ(ms_as_ldq_le(as, 9 * m2 + 0x400, U, NULL), want);
+    teardown();
+}
+
+static uint64_t tlb_rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t tlb_rand(uint64_t bound)
+{
+    tlb_rng ^= tlb_rng << 13;
+    tlb_rng ^= tlb_rng >> 7;
+    tlb_rng ^= tlb_rng << 17;
+    return tlb_rng % bound;
+}
+
+/*
+ * The same at random: RAM ranges of 4 KiB to 4 MiB and more, each in its
+ * own 16 MiB slot (so that an address is in one range at most, and the
+ * second level picks various page sizes), moved, resized, re-created and
+ * removed between rounds.  Every typed load and store, made twice so that
+ * the second one meets the TLB, must see or change what the range holds,
+ * or give 0 and a decode error when it is not inside one range.
+ */
+static void test_tlb_random(void)
+{
+    enum { NR = 12, ROUNDS = 60, ACC = 300 };
+    const uint64_t slot = UINT64_C(16) << 20;
+    setup();
+    ms_region *r[NR] = {0};
+    uint64_t size[NR] = {0};
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int k = 0; k < 3; k++) { /* change up to three ranges */
+            unsigned i = (unsigned)tlb_rand(NR);
+            uint64_t sz = ((uint64_t)PAGE << tlb_rand(11)) + PAGE * tlb_rand(3);
+            unsigned what = (unsigned)tlb_rand(5);
+            if (r[i] && what == 0) {
+                REQUIRE(ms_region_del(root, r[i]) == 0);
+                r[i] = NULL;
+                continue;
+            }
+            if (r[i] && what <= 2) { /* resize within its block */
+                sz = sz < size[i] ? sz : size[i];
+                REQUIRE(ms_region_set_size(r[i], sz) == 0);
+                size[i] = sz;
+            } else if (r[i]) { /* move */
+                sz = size[i];
+            }
+            /* A page apart from the slot's ends: addresses near a range
+             * are in no other one. */
+            uint64_t where =
+                i * slot + PAGE + PAGE * tlb_rand((slot - sz) / PAGE - 1);
+            if (!r[i]) {
+                r[i] = add_ram("r", where, sz);
+                fill_pattern(r[i], (uint8_t)(i * 17 + (unsigned)round));
+                size[i] = sz;
+            } else {
+                REQUIRE(ms_region_set_address(r[i], where) == 0);
+            }
+        }
+        for (int n = 0; n < ACC; n++) {
+            unsigned i = (unsigned)tlb_rand(NR);
+            unsigned sz = 1u << tlb_rand(4);
+            uint64_t at = r[i] ? ms_region_addr(r[i]) : i * slot;
+            uint64_t off = tlb_rand(size[i] + 32) - 16; /* may wrap: a hole */
+            uint64_t a = at + off;
+            bool inside = r[i] && off < size[i] && sz <= size[i] - off;
+            uint8_t *h = inside ? (uint8_t *)ms_region_host(r[i]) + off : NULL;
+            uint64_t want = 0;
+            if (inside) {
+                memcpy(&want, h, sz);
+            }
+            for (int pass = 0; pass < 2; pass++) {
+                ms_tx_result got_r;
+                uint64_t got = sz == 1   ? ms_as_ldub(as, a, U, &got_r)
+                               : sz == 2 ? ms_as_lduw_le(as, a, U, &got_r)
+                               : sz == 4 ? ms_as_ldl_le(as, a, U, &got_r)
+                                         : ms_as_ldq_le(as, a, U, &got_r);
+                CHECK_EQ(got, want);
+                CHECK_EQ(got_r, inside ? MS_TX_OK : MS_TX_DECODE_ERROR);
+            }
+            uint64_t v = tlb_rand(UINT64_MAX) & (sz == 8 ? UINT64_MAX
+                                                          : (1ull << 8 * sz) - 1);
+            for (int pass = 0; pass < 2; pass++) {
+                ms_tx_result wr = sz == 1   ? ms_as_stb(as, a, v, U)
+                                  : sz == 2 ? ms_as_stw_le(as, a, v, U)
+                                  : sz == 4 ? ms_as_stl_le(as, a, v, U)
+                                            : ms_as_stq_le(as, a, v, U);
+                CHECK_EQ(wr, inside ? MS_TX_OK : MS_TX_DECODE_ERROR);
+                v = ~v & (sz == 8 ? UINT64_MAX : (1ull << 8 * sz) - 1);
+            }
+            if (inside) {
+                uint64_t now = 0;
+                memcpy(&now, h, sz);
+                CHECK_EQ(now, ~v & (sz == 8 ? UINT64_MAX
+                                            : (1ull << 8 * sz) - 1));
+            }
+        }
+    }
+    teardown();
+}
+
 int main(void)
 {
     test_ram_basic();
@@ -1666,5 +1836,7 @@ int main(void)
     test_reentrancy_threads();
     test_topology_change();
     test_tlb_small_ranges();
+    test_tlb_big_pages();
+    test_tlb_random();
     return ms_test_summary("test_access");
 }
