@@ -87,20 +87,31 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 
 /*
  * The software TLB (QEMU's softmmu idea): direct-mapped tables of guest
- * pages that lie entirely inside one directly accessed RAM range, looked
- * up before the index.  Two levels: 4 KiB pages, then larger pages of a
- * size each dispatch table chooses for its ranges (ms__dispatch.big_shift:
- * 2 MiB to 1 GiB for a VMM's few large RAM ranges, less for many smaller
- * ones), so that the TLB reaches all of a large guest's RAM.  An entry
- * belongs to one dispatch table, named by its generation (never reused,
- * unlike the table's address), and is used only while the view the
- * access loaded has that table: so a hit returns memory of that view,
+ * pages, looked up before the index.  A page lies entirely inside one
+ * directly accessed RAM range (or, 4 KiB pages only, is made of small
+ * such ranges back to back in host memory: MS__D_PAGE_LOW, internal.h).
+ * Two levels: first, inline in the fast paths, pages of the size each
+ * dispatch table chooses for its ranges (ms__dispatch.big_shift: 2 MiB to
+ * 1 GiB for a VMM's few large RAM ranges, 4 KiB for many small ones), so
+ * that the TLB reaches all of a large guest's RAM; then, in small
+ * functions before the index, 4 KiB pages, for what the larger ones miss,
+ * and for pages of device ranges (TLB_MMIO).
+ *
+ * An entry belongs to one dispatch table, named by its generation (never
+ * reused, unlike the table's address), and is used only while the view
+ * the access loaded has that table: so a hit returns memory of that view,
  * alive for the read-side section, exactly what the index would have
  * found.  Nothing is ever invalidated; entries of older tables just stop
- * matching.  Tags are page addresses (plus, for 4 KiB pages of small
- * ranges, low bits: tlb_hit()).  TLB_NONE is a write tag for pages not
- * written directly, or any tag of generation 0 (no table's), and
- * tlb_hit() makes sure it matches nothing.
+ * matching (generation 0 is no table's).
+ *
+ * A tag is the page's address with its low bits set to a - 1, where a is
+ * the size of the aligned blocks an access must stay in: the page size,
+ * or for pages of small ranges the alignment of their boundaries.  So one
+ * test (tlb_match()) serves every kind, and no access matches that leaves
+ * its block, its page, or wraps past the top of the address space (page 0
+ * is not in the top page's slot).  A write tag is the read tag, or when
+ * writes are not direct, a tag no access of the slot matches
+ * (tlb_no_write()).
  */
 #define TLB_PAGE_BITS MS__PAGE_BITS
 #define TLB_PAGE ((uint64_t)1 << TLB_PAGE_BITS)
@@ -108,16 +119,23 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_BIG_SIZE MS__TLB_BIG_SIZE /* 32 KiB per thread */
 #define TLB_ALL (TLB_SIZE + TLB_BIG_SIZE)
-#define TLB_NONE UINT64_MAX
+_Static_assert(TLB_BIG_SIZE == TLB_SIZE, "tlb_no_write() assumes it");
+/*
+ * In a 4 KiB entry's generation: the page's accesses go to the device
+ * callbacks of the range at addend (a const struct ms__dent *), reads if
+ * tag_r matches, writes if tag_w does (tlb_mmio()).  No generation has
+ * this bit, so the RAM tests never match such an entry.
+ */
+#define TLB_MMIO (UINT64_C(1) << 63)
 
 /*
  * A thread's table: TLB_SIZE entries of 4 KiB pages, then TLB_BIG_SIZE of
- * the second level, whose page size each dispatch table chooses.
+ * the first level, whose page size each dispatch table chooses.
  */
 struct tlb_ent {
     uint64_t gen;     /* the table's generation (ms__dispatch.gen) */
-    uint64_t tag_r;   /* the page, if reads copy from host */
-    uint64_t tag_w;   /* the page, if writes copy to host, unlogged */
+    uint64_t tag_r;   /* reads copy from host */
+    uint64_t tag_w;   /* writes copy to host (unlogged), if tag_r */
     uintptr_t addend; /* host address = gpa + addend */
 };
 
@@ -174,7 +192,7 @@ static struct tlb_ent *tlb_alloc(void)
         return NULL;
     }
     for (unsigned i = 0; i < TLB_ALL; i++) {
-        t[i] = (struct tlb_ent){.tag_r = TLB_NONE, .tag_w = TLB_NONE};
+        t[i] = (struct tlb_ent){.gen = 0}; /* matches nothing */
     }
     if (pthread_setspecific(tlb_key, t) != 0) {
         free(t);
@@ -191,51 +209,49 @@ static ALWAYS_INLINE const struct tlb_ent *tlb_entry(uint64_t gpa)
 }
 
 /*
- * Whether the TLB maps the @len bytes at @gpa in table @d for reads
- * (@is_write false) or writes; then @*host is their address.  @len is 1
- * to 8, or at most what is left of the 4 KiB page.
- *
- * tlb_hit(), inline in the fast paths, looks at the second level, where
- * most RAM goes; tlb_hit_small(), at the start of the miss paths, at the
- * first.  The tag compared is the page of the last byte, so an access
- * running into the next page never matches (that page has another slot;
- * an access wrapping past the top of the address space neither, page 0
- * having slot 0).  Then 4 KiB pages of small ranges (MS__D_PAGE_LOW,
- * internal.h), whose tags carry a - 1 in their low bits (so the first
- * tests never match them): the bytes must lie in one a-aligned block of
- * the page.  A write tag is the read tag or TLB_NONE.
+ * Whether @tag (of a table whose pages have offsets up to @mask) matches
+ * the @len bytes at @gpa, which must then be in one of its blocks.  @len
+ * is 1 to 8, or at most what is left of a 4 KiB page.  First a whole page
+ * (a - 1 == @mask): the last byte must be in it.  Then a page of small
+ * ranges: the bytes must be in the page and, above the block's bits, the
+ * offsets of their first and last byte equal.
+ */
+static ALWAYS_INLINE bool tlb_match(uint64_t tag, uint64_t mask, uint64_t gpa,
+                                    uint64_t len)
+{
+    if (LIKELY(tag == ((gpa + len - 1) | mask))) {
+        return true;
+    }
+    uint64_t low = tag & mask; /* a - 1 */
+    return (tag ^ gpa) <= mask && (gpa & low) + len - 1 <= low;
+}
+
+/*
+ * Whether the first level maps the @len bytes at @gpa in table @d for
+ * reads (@is_write false) or writes; then @*host is their address.
  */
 static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
                                   uint64_t len, bool is_write, uint8_t **host)
 {
-    unsigned shift = d->big_shift;
-    const struct tlb_ent *t = &tls.big[(gpa >> shift) & (TLB_BIG_SIZE - 1)];
-    uint64_t tag = is_write ? t->tag_w : t->tag_r;
-    /* One branch for both tests. */
-    if (LIKELY(((t->gen ^ d->gen) |
-                (tag ^ (((gpa + len - 1) >> shift) << shift))) == 0)) {
+    const struct tlb_ent *t =
+        &tls.big[(gpa >> d->big_shift) & (TLB_BIG_SIZE - 1)];
+    if (LIKELY(t->gen == d->gen &&
+               tlb_match(is_write ? t->tag_w : t->tag_r, d->big_mask, gpa,
+                         len))) {
         *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
         return true;
     }
     return false;
 }
 
+/* The same for the 4 KiB level. */
 static ALWAYS_INLINE bool tlb_hit_small(const struct ms__dispatch *d,
                                         uint64_t gpa, uint64_t len,
                                         bool is_write, uint8_t **host)
 {
     const struct tlb_ent *t = tlb_entry(gpa);
-    if (t->gen != d->gen) {
-        return false;
-    }
-    uint64_t tag = is_write ? t->tag_w : t->tag_r;
-    if (LIKELY(tag == ((gpa + len - 1) & ~(TLB_PAGE - 1)))) {
-        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
-        return true;
-    }
-    uint64_t low = tag & (TLB_PAGE - 1);
-    if ((tag ^ gpa) < TLB_PAGE && (gpa & low) + len - 1 <= low &&
-        (!is_write || tag == t->tag_r)) {
+    if (t->gen == d->gen &&
+        tlb_match(is_write ? t->tag_w : t->tag_r, TLB_PAGE - 1, gpa, len)) {
         *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
         return true;
     }
@@ -243,78 +259,140 @@ static ALWAYS_INLINE bool tlb_hit_small(const struct ms__dispatch *d,
 }
 
 /*
- * Which page of @gpa (found in @e) the TLB may remember, as the log2 of
- * its size: the second level's one (@big_shift) or the 4 KiB one, if it
- * lies entirely in @e and @e is RAM read directly, or a 4 KiB page of
- * small ranges; 0: none.
+ * The range the first level sends the access of @gpa in table @d to
+ * (reads, or writes if @is_write): device callbacks, as the miss paths
+ * would (it was one of their MMIO cases); NULL if none.
  */
-static ALWAYS_INLINE unsigned tlb_fits(const struct ms__dent *e, uint64_t gpa,
-                                       unsigned big_shift)
+static ALWAYS_INLINE const struct ms__dent *
+tlb_mmio(const struct ms__dispatch *d, uint64_t gpa, bool is_write)
+{
+    const struct tlb_ent *t = tlb_entry(gpa);
+    uint64_t tag = is_write ? t->tag_w : t->tag_r;
+    if (t->gen != (d->gen | TLB_MMIO) || ((tag ^ gpa) >> TLB_PAGE_BITS)) {
+        return NULL;
+    }
+    const struct ms__dent *e = (const struct ms__dent *)t->addend;
+    return gpa - e->gpa <= e->last - e->gpa ? e : NULL;
+}
+
+/* Where the TLB may remember a page (tlb_fits()). */
+enum tlb_level { TLB_NO, TLB_SMALL, TLB_BIG };
+
+/*
+ * Whether and where the TLB may remember the page of @gpa (found in @e)
+ * in table @d: the first level's page if it lies entirely in @e and @e is
+ * RAM read directly, else the 4 KiB one (or a 4 KiB page of small ranges),
+ * in the first level if its pages are 4 KiB.
+ */
+static ALWAYS_INLINE enum tlb_level
+tlb_fits(const struct ms__dent *e, uint64_t gpa, const struct ms__dispatch *d)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    unsigned shift = d->big_shift;
+    enum tlb_level small = shift == TLB_PAGE_BITS ? TLB_BIG : TLB_SMALL;
     if (e->flags & MS__D_PAGE_LOW) {
-        return TLB_PAGE_BITS;
+        return small;
     }
     if ((e->flags & rd) != rd) {
-        return 0;
+        return TLB_NO;
     }
-    uint64_t big = (gpa >> big_shift) << big_shift;
-    if (big >= e->gpa && e->last - big >= ((uint64_t)1 << big_shift) - 1) {
-        return big_shift;
+    uint64_t big = (gpa >> shift) << shift;
+    if (big >= e->gpa && e->last - big >= ((uint64_t)1 << shift) - 1) {
+        return TLB_BIG;
     }
     uint64_t page = gpa & ~(TLB_PAGE - 1);
-    return page >= e->gpa && e->last - page >= TLB_PAGE - 1 ? TLB_PAGE_BITS
-                                                           : 0;
+    return page >= e->gpa && e->last - page >= TLB_PAGE - 1 ? small : TLB_NO;
 }
 
 /*
- * Remember the page of @gpa, of @shift bits as tlb_fits() said, in the
- * entry with @flags and @addend of table @gen; returns @ret.  Writes are
- * cached only when they need nothing else (no dirty logging: it marks per
- * access).  Called last, after the read-side section (it only stores
- * numbers), and the first fill of a thread, which allocates, is a tail
- * call: so the miss paths save no registers for it.
+ * A write tag for the read tag @tag of a table with pages of @shift bits,
+ * so that writes never match: a page whose slot is half the table away,
+ * neither that of an access's first byte nor of its last.
+ */
+static ALWAYS_INLINE uint64_t tlb_no_write(uint64_t tag, unsigned shift)
+{
+    return tag ^ ((uint64_t)(TLB_SIZE / 2) << shift);
+}
+
+/*
+ * Remember the page of @gpa at @level, as tlb_fits() said, in the entry
+ * with @flags and @addend of table @gen, whose first level has pages of
+ * @shift bits; returns @ret.  Writes are cached only when they need
+ * nothing else (no dirty logging: it marks per access).  Called last,
+ * after the read-side section (it only stores numbers), and the first
+ * fill of a thread, which allocates, is a tail call: so the miss paths
+ * save no registers for it.
  */
 static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
                                       uint64_t gpa, uintptr_t addend,
-                                      uint32_t flags, unsigned shift,
-                                      uint64_t ret)
+                                      uint32_t flags, enum tlb_level level,
+                                      unsigned shift, uint64_t ret)
 {
-    if (shift != TLB_PAGE_BITS) {
+    if (level == TLB_BIG) {
         t = &t[TLB_SIZE + ((gpa >> shift) & (TLB_BIG_SIZE - 1))];
     } else {
+        shift = TLB_PAGE_BITS;
         t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
     }
+    uint64_t size = (uint64_t)1 << shift;
     uint64_t low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
-    uint64_t tag = (gpa & ~(((uint64_t)1 << shift) - 1)) | low;
+    uint64_t tag = (gpa & ~(size - 1)) | (low ? low : size - 1);
     bool w = low ? (flags & MS__D_PAGE_W) != 0
                  : (flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
                        MS__D_DIRECT_WRITE;
     t->gen = gen;
     t->tag_r = tag;
-    t->tag_w = w ? tag : TLB_NONE;
+    t->tag_w = w ? tag : tlb_no_write(tag, shift);
     t->addend = addend;
+    return ret;
+}
+
+/*
+ * Remember that accesses of @gpa in table @gen go to the callbacks of @e:
+ * reads if @r, writes if @w; returns @ret.  Like tlb_fill(), called last
+ * (@e is only stored).
+ */
+static __attribute__((noinline)) uint64_t
+tlb_fill_mmio(uint64_t gen, uint64_t gpa, const struct ms__dent *e, bool r,
+              bool w, uint64_t ret)
+{
+    struct tlb_ent *t = tls.tlb;
+    if (t == tlb_none && !(t = tlb_alloc())) {
+        return ret;
+    }
+    t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+    uint64_t page = gpa & ~(TLB_PAGE - 1);
+    uint64_t none = tlb_no_write(page, TLB_PAGE_BITS);
+    /* Keep the other direction if this page already goes to @e. */
+    bool same = t->gen == (gen | TLB_MMIO) && t->addend == (uintptr_t)e &&
+                !((t->tag_r ^ gpa) >> TLB_PAGE_BITS &&
+                  (t->tag_w ^ gpa) >> TLB_PAGE_BITS);
+    t->tag_r = r ? page : same ? t->tag_r : none;
+    t->tag_w = w ? page : same ? t->tag_w : none;
+    t->gen = gen | TLB_MMIO;
+    t->addend = (uintptr_t)e;
     return ret;
 }
 
 /* tlb_fill() on a thread's first fill. */
 static __attribute__((noinline, cold)) uint64_t
 tlb_fill_first(uint64_t gen, uint64_t gpa, uintptr_t addend, uint32_t flags,
-               unsigned shift, uint64_t ret)
+               enum tlb_level level, unsigned shift, uint64_t ret)
 {
     struct tlb_ent *t = tlb_alloc();
-    return t ? tlb_set(t, gen, gpa, addend, flags, shift, ret) : ret;
+    return t ? tlb_set(t, gen, gpa, addend, flags, level, shift, ret) : ret;
 }
 
 static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
                                        uintptr_t addend, uint32_t flags,
-                                       unsigned shift, uint64_t ret)
+                                       enum tlb_level level, unsigned shift,
+                                       uint64_t ret)
 {
     struct tlb_ent *t = tls.tlb;
     if (UNLIKELY(t == tlb_none)) {
-        return tlb_fill_first(gen, gpa, addend, flags, shift, ret);
+        return tlb_fill_first(gen, gpa, addend, flags, level, shift, ret);
     }
-    return tlb_set(t, gen, gpa, addend, flags, shift, ret);
+    return tlb_set(t, gen, gpa, addend, flags, level, shift, ret);
 }
 
 /*
@@ -1387,13 +1465,14 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         } else {
             memmove(buf, h, len);
         }
-        unsigned fill = tlb_fits(e, gpa, d->big_shift);
+        enum tlb_level fill = tlb_fits(e, gpa, d);
+        unsigned shift = d->big_shift;
         uint64_t gen = d->gen;
         uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
         uint32_t flags = e->flags;
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, fill,
-                                                   MS_TX_OK)
+                                                   shift, MS_TX_OK)
                     : MS_TX_OK;
     }
     /*
@@ -1691,7 +1770,8 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
     if (LIKELY(e && (e->flags & MS__D_DIRECT_READ) &&
                size - 1 <= e->last - gpa)) {
         uint64_t v = load_ord(e->host + (gpa - e->gpa), size, big);
-        unsigned fill = tlb_fits(e, gpa, d->big_shift);
+        enum tlb_level fill = tlb_fits(e, gpa, d);
+        unsigned shift = d->big_shift;
         uint64_t gen = d->gen;
         uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
         uint32_t flags = e->flags;
@@ -1699,19 +1779,23 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
         if (res) {
             *res = MS_TX_OK;
         }
-        return fill ? tlb_fill(gen, gpa, addend, flags, fill, v) : v;
+        return fill ? tlb_fill(gen, gpa, addend, flags, fill, shift, v)
+                    : v;
     }
-    /* Plain MMIO: ld_slow()'s dispatch without a second call.  Not for a
-     * ROMD range (direct even past the range end: ld_slow()). */
+    /* Plain MMIO: ld_slow()'s dispatch without a second call, and the
+     * page remembered as the range's.  Not for a ROMD range (direct even
+     * past the range end: ld_slow()). */
     if (e && !(e->flags & MS__D_DIRECT_READ) && e->mmio) {
-        return ld_dev(as, e, gpa, size, big, attrs, res);
+        uint64_t gen = d->gen;
+        uint64_t v = ld_dev(as, e, gpa, size, big, attrs, res);
+        return tlb_fill_mmio(gen, gpa, e, true, false, v);
     }
     return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
 }
 
 /*
  * Out of line, one per size: the TLB's first level (a small function
- * saving no registers), then the index.
+ * saving no registers: RAM, or a device's page), then the index.
  */
 #define LD_MISS(size)                                                          \
     static __attribute__((noinline)) uint64_t ld_index##size(                 \
@@ -1732,6 +1816,10 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
                 *res = MS_TX_OK;                                               \
             }                                                                  \
             return v;                                                          \
+        }                                                                      \
+        const struct ms__dent *e = tlb_mmio(&fv->disp, gpa, false);            \
+        if (e) {                                                               \
+            return ld_dev(as, e, gpa, size, big, attrs, res);                  \
         }                                                                      \
         return ld_index##size(as, fv, gpa, big, attrs, res);                   \
     }
@@ -1838,18 +1926,22 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
                    MS__D_DIRECT_WRITE &&
                size - 1 <= e->last - gpa)) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
-        unsigned fill = tlb_fits(e, gpa, d->big_shift);
+        enum tlb_level fill = tlb_fits(e, gpa, d);
+        unsigned shift = d->big_shift;
         uint64_t gen = d->gen;
         uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
         uint32_t flags = e->flags;
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, fill,
-                                                   MS_TX_OK)
+                                                   shift, MS_TX_OK)
                     : MS_TX_OK;
     }
-    /* Plain MMIO: st_slow()'s dispatch without a second call. */
+    /* Plain MMIO: st_slow()'s dispatch without a second call, and the
+     * page remembered as the range's. */
     if (e && e->mmio) {
-        return st_dev(as, e, gpa, v, size, big, attrs);
+        uint64_t gen = d->gen;
+        ms_tx_result r = st_dev(as, e, gpa, v, size, big, attrs);
+        return (ms_tx_result)tlb_fill_mmio(gen, gpa, e, false, true, r);
     }
     return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
 }
@@ -1870,6 +1962,10 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
             store_ord(h, v, size, big);                                        \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             return MS_TX_OK;                                                   \
+        }                                                                      \
+        const struct ms__dent *e = tlb_mmio(&fv->disp, gpa, true);             \
+        if (e) {                                                               \
+            return st_dev(as, e, gpa, v, size, big, attrs);                    \
         }                                                                      \
         return st_index##size(as, fv, gpa, v, big, attrs);                     \
     }

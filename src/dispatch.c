@@ -239,18 +239,28 @@ static void mark_pages(struct ms__dent *d, size_t nr)
 }
 
 /*
- * The page size of the TLB's second level for these ranges (see
+ * The page size of the TLB's first level for these ranges (see
  * ms__dispatch.big_shift): of the sizes whose pages, each lying inside one
- * RAM range read directly, cover some RAM, the one whose MS__TLB_BIG_SIZE
- * entries reach the most of it (the largest on a tie: fewer pages to
- * conflict).  Ranges are RAM of a VMM (a few large ones) or of a test
- * bench (many small ones): one size per table fits both.
+ * RAM range read directly (or, at 4 KiB, made of small ranges: after
+ * mark_pages()), cover some RAM, the one whose MS__TLB_BIG_SIZE entries
+ * reach the most of it, the largest on a tie (fewer pages to conflict).
+ * Ranges are RAM of a VMM (a few large ones) or of a test bench (many
+ * small ones): one size per table fits both.
  */
 static unsigned big_shift(const struct ms__dent *d, size_t nr)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
     uint64_t cover[MS__TLB_BIG_MAX + 1] = {0};
+    uint64_t low_page = UINT64_MAX; /* no page number: none yet */
     for (size_t i = 0; i < nr; i++) {
+        if (d[i].flags & MS__D_PAGE_LOW) { /* count each such page once */
+            uint64_t page = d[i].gpa >> MS__PAGE_BITS;
+            if (page != low_page && cover[MS__PAGE_BITS] < UINT64_MAX) {
+                cover[MS__PAGE_BITS] += UINT64_C(1) << MS__PAGE_BITS;
+            }
+            low_page = page;
+            continue;
+        }
         if ((d[i].flags & rd) != rd) {
             continue;
         }
@@ -267,7 +277,7 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr)
             cover[s] = sum <= cover[s] ? UINT64_MAX : sum; /* saturated */
         }
     }
-    unsigned best = MS__TLB_BIG_MIN + 8; /* 2 MiB: nothing fills it anyway */
+    unsigned best = MS__PAGE_BITS;
     uint64_t best_reach = 0;
     for (unsigned s = MS__TLB_BIG_MIN; s <= MS__TLB_BIG_MAX; s++) {
         uint64_t reach = (uint64_t)MS__TLB_BIG_SIZE << s;
@@ -304,6 +314,7 @@ int ms__dispatch_build(ms_flatview *fv)
     }
     mark_pages(dents, fv->nr);
     disp->big_shift = big_shift(dents, fv->nr);
+    disp->big_mask = (UINT64_C(1) << disp->big_shift) - 1;
     disp->dents = dents;
     disp->nr = fv->nr;
     if (fv->nr >= MS__DB_IDX_MASK) {

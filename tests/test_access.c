@@ -1803,6 +1803,41 @@ static void test_tlb_random(void)
     teardown();
 }
 
+/*
+ * A page cached for reads only (ROM) has a write tag no write of its slot
+ * may match, not even one running from it into the next page: the write
+ * must still be ignored.  Once with ROM pages in the first level (64 KiB
+ * pages), once in the 4 KiB one (a 2 MiB RAM range sets the page size).
+ */
+static void test_tlb_read_only_pages(void)
+{
+    for (int layout = 0; layout < 2; layout++) {
+        setup();
+        uint64_t at = layout ? UINT64_C(0x40000000) : 0;
+        if (layout) {
+            add_ram("ram", 0, UINT64_C(2) << 20);
+        }
+        ms_region *rom = add_region((struct ms_region_config){
+                                        .kind = MS_REGION_ROM,
+                                        .name = "rom",
+                                        .size = 0x30000},
+                                    at, 0);
+        fill_pattern(rom, 3);
+        const uint8_t *h = ms_region_host(rom);
+        uint64_t page = layout ? PAGE : 0x10000;
+        for (uint64_t p = 0; p < 0x30000; p += page) {
+            CHECK_EQ(ms_as_ldub(as, at + p + 1, U, NULL), (uint8_t)(3 + p + 1));
+        }
+        for (uint64_t p = page; p < 0x30000; p += page) {
+            (void)ms_as_stq_le(as, at + p - 4, 0, U);
+            (void)ms_as_stl_le(as, at + p - 2, 0, U);
+            CHECK_EQ(h[p - 1], (uint8_t)(3 + p - 1));
+            CHECK_EQ(h[p], (uint8_t)(3 + p));
+        }
+        teardown();
+    }
+}
+
 int main(void)
 {
     test_ram_basic();
@@ -1838,5 +1873,6 @@ int main(void)
     test_tlb_small_ranges();
     test_tlb_big_pages();
     test_tlb_random();
+    test_tlb_read_only_pages();
     return ms_test_summary("test_access");
 }
