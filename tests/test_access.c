@@ -1838,6 +1838,69 @@ static void test_tlb_read_only_pages(void)
     }
 }
 
+/*
+ * The 4 KiB level also remembers pages of device ranges: two devices
+ * sharing a page must each get their own accesses, a ROM device's page
+ * remembered for writes must keep reads direct (and the reverse when
+ * ROMD mode ends), and a removed device must not be called again.  Every
+ * access is made several times, so that later ones meet the TLB.
+ */
+static void test_tlb_devices(void)
+{
+    setup();
+    struct dev a, b, f;
+    dev_plain(&a);
+    dev_plain(&b);
+    dev_plain(&f);
+    ms_region *ra = add_io("a", 0x1000, 0x100, &a);
+    add_io("b", 0x1100, 0x100, &b);
+    ms_region *rf = add_romdev("flash", 0x3000, 0x100, &f);
+    fill_pattern(rf, 0x40);
+    ms_tx_result r;
+    for (int i = 0; i < 3; i++) {
+        a.n = b.n = 0;
+        CHECK_EQ(ms_as_ldl_le(as, 0x1004, U, &r), regs_get(&a, 4, 4));
+        CHECK_EQ(r, MS_TX_OK);
+        CHECK_EQ(ms_as_lduw_le(as, 0x1108, U, &r), regs_get(&b, 8, 2));
+        CHECK_EQ(ms_as_stb(as, 0x1010 + (uint64_t)i, 0x70 + (unsigned)i, U),
+                 MS_TX_OK);
+        CHECK_EQ(ms_as_stb(as, 0x1120, 0x80 + (unsigned)i, U), MS_TX_OK);
+        CHECK_EQ(a.n, 2);
+        CHECK_EQ(a.calls[0].kind, 'r');
+        CHECK_EQ(a.calls[0].offset, 4);
+        CHECK_EQ(a.calls[1].kind, 'w');
+        CHECK_EQ(a.calls[1].offset, 0x10 + (uint64_t)i);
+        CHECK_EQ(b.n, 2);
+        CHECK_EQ(b.calls[0].offset, 8);
+        CHECK_EQ(b.calls[1].value, 0x80 + (uint64_t)i);
+        /* ROMD: writes to the device, reads from the block. */
+        f.n = 0;
+        CHECK_EQ(ms_as_stb(as, 0x3001, 0x11, U), MS_TX_OK);
+        CHECK_EQ(ms_as_ldub(as, 0x3001, U, NULL), 0x41);
+        CHECK_EQ(f.n, 1);
+        CHECK_EQ(f.calls[0].kind, 'w');
+    }
+    /* Out of ROMD mode, reads go to the device too. */
+    CHECK_OK(ms_region_set_romd(rf, false));
+    for (int i = 0; i < 2; i++) {
+        f.n = 0;
+        CHECK_EQ(ms_as_ldub(as, 0x3001, U, NULL), 0x11); /* its register */
+        CHECK_EQ(ms_as_stb(as, 0x3002, 0x22, U), MS_TX_OK);
+        CHECK_EQ(f.n, 2);
+    }
+    CHECK_OK(ms_region_set_romd(rf, true));
+    CHECK_EQ(ms_as_ldub(as, 0x3001, U, NULL), 0x41);
+    /* Gone: unassigned, no call. */
+    REQUIRE(ms_region_del(root, ra) == 0);
+    a.n = 0;
+    CHECK_EQ(ms_as_ldl_le(as, 0x1004, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    CHECK_EQ(ms_as_stb(as, 0x1004, 1, U), MS_TX_DECODE_ERROR);
+    CHECK_EQ(a.n, 0);
+    CHECK_EQ(ms_as_lduw_le(as, 0x1108, U, &r), regs_get(&b, 8, 2));
+    teardown();
+}
+
 int main(void)
 {
     test_ram_basic();
@@ -1874,5 +1937,6 @@ int main(void)
     test_tlb_big_pages();
     test_tlb_random();
     test_tlb_read_only_pages();
+    test_tlb_devices();
     return ms_test_summary("test_access");
 }
