@@ -203,9 +203,18 @@ static struct tlb_ent *tlb_alloc(void)
     return t;
 }
 
-static ALWAYS_INLINE const struct tlb_ent *tlb_entry(uint64_t gpa)
+/*
+ * The 4 KiB entry of @gpa for table @d: in the 4 KiB level, or in the
+ * first one if its pages are 4 KiB too (then one probe serves both).
+ */
+static ALWAYS_INLINE struct tlb_ent *tlb_entry(const struct ms__dispatch *d,
+                                               struct tlb_ent *tlb,
+                                               uint64_t gpa)
 {
-    return &tls.tlb[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+    if (d->big_shift == TLB_PAGE_BITS) {
+        tlb += TLB_SIZE;
+    }
+    return &tlb[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
 }
 
 /*
@@ -244,35 +253,36 @@ static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
     return false;
 }
 
-/* The same for the 4 KiB level. */
-static ALWAYS_INLINE bool tlb_hit_small(const struct ms__dispatch *d,
-                                        uint64_t gpa, uint64_t len,
-                                        bool is_write, uint8_t **host)
-{
-    const struct tlb_ent *t = tlb_entry(gpa);
-    if (t->gen == d->gen &&
-        tlb_match(is_write ? t->tag_w : t->tag_r, TLB_PAGE - 1, gpa, len)) {
-        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
-        return true;
-    }
-    return false;
-}
+/* What the 4 KiB level says of an access (tlb_small()). */
+enum tlb_small_hit { TLB_MISS, TLB_RAM, TLB_DEV };
 
 /*
- * The range the first level sends the access of @gpa in table @d to
- * (reads, or writes if @is_write): device callbacks, as the miss paths
- * would (it was one of their MMIO cases); NULL if none.
+ * The same for the 4 KiB level, which also remembers pages of device
+ * ranges: TLB_RAM, with @*host; TLB_DEV, with @*dev the range whose
+ * callbacks the access goes to, as the miss paths would send it (it was
+ * one of their MMIO cases); or TLB_MISS.
  */
-static ALWAYS_INLINE const struct ms__dent *
-tlb_mmio(const struct ms__dispatch *d, uint64_t gpa, bool is_write)
+static ALWAYS_INLINE enum tlb_small_hit
+tlb_small(const struct ms__dispatch *d, uint64_t gpa, uint64_t len,
+          bool is_write, uint8_t **host, const struct ms__dent **dev)
 {
-    const struct tlb_ent *t = tlb_entry(gpa);
+    const struct tlb_ent *t = tlb_entry(d, tls.tlb, gpa);
     uint64_t tag = is_write ? t->tag_w : t->tag_r;
-    if (t->gen != (d->gen | TLB_MMIO) || ((tag ^ gpa) >> TLB_PAGE_BITS)) {
-        return NULL;
+    if (t->gen == d->gen) {
+        if (LIKELY(tlb_match(tag, TLB_PAGE - 1, gpa, len))) {
+            *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+            return TLB_RAM;
+        }
+        return TLB_MISS;
     }
-    const struct ms__dent *e = (const struct ms__dent *)t->addend;
-    return gpa - e->gpa <= e->last - e->gpa ? e : NULL;
+    if (t->gen == (d->gen | TLB_MMIO) && !((tag ^ gpa) >> TLB_PAGE_BITS)) {
+        const struct ms__dent *e = (const struct ms__dent *)t->addend;
+        if (gpa - e->gpa <= e->last - e->gpa) {
+            *dev = e;
+            return TLB_DEV;
+        }
+    }
+    return TLB_MISS;
 }
 
 /* Where the TLB may remember a page (tlb_fits()). */
@@ -348,19 +358,20 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
 }
 
 /*
- * Remember that accesses of @gpa in table @gen go to the callbacks of @e:
- * reads if @r, writes if @w; returns @ret.  Like tlb_fill(), called last
- * (@e is only stored).
+ * Remember that accesses of @gpa in table @d go to the callbacks of @e:
+ * reads if @r, writes if @w.  Called inside the read-side section (@d is
+ * read), before the callbacks.
  */
-static __attribute__((noinline)) uint64_t
-tlb_fill_mmio(uint64_t gen, uint64_t gpa, const struct ms__dent *e, bool r,
-              bool w, uint64_t ret)
+static __attribute__((noinline)) void
+tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
+              const struct ms__dent *e, bool r, bool w)
 {
+    uint64_t gen = d->gen;
     struct tlb_ent *t = tls.tlb;
     if (t == tlb_none && !(t = tlb_alloc())) {
-        return ret;
+        return;
     }
-    t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+    t = tlb_entry(d, t, gpa);
     uint64_t page = gpa & ~(TLB_PAGE - 1);
     uint64_t none = tlb_no_write(page, TLB_PAGE_BITS);
     /* Keep the other direction if this page already goes to @e. */
@@ -371,7 +382,6 @@ tlb_fill_mmio(uint64_t gen, uint64_t gpa, const struct ms__dent *e, bool r,
     t->tag_w = w ? page : same ? t->tag_w : none;
     t->gen = gen | TLB_MMIO;
     t->addend = (uintptr_t)e;
-    return ret;
 }
 
 /* tlb_fill() on a thread's first fill. */
@@ -1517,8 +1527,9 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
     {                                                                          \
         uint8_t *h;                                                            \
+        const struct ms__dent *dev;                                            \
         if (len - 1 <= (~gpa & (TLB_PAGE - 1)) &&                              \
-            tlb_hit_small(&fv->disp, gpa, len, is_write, &h)) {                \
+            tlb_small(&fv->disp, gpa, len, is_write, &h, &dev) == TLB_RAM) {   \
             if (is_write) {                                                    \
                 copy(h, buf, len);                                             \
             } else {                                                           \
@@ -1782,13 +1793,12 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
         return fill ? tlb_fill(gen, gpa, addend, flags, fill, shift, v)
                     : v;
     }
-    /* Plain MMIO: ld_slow()'s dispatch without a second call, and the
-     * page remembered as the range's.  Not for a ROMD range (direct even
+    /* Plain MMIO: the page remembered as the range's, and ld_slow()'s
+     * dispatch without a second call.  Not for a ROMD range (direct even
      * past the range end: ld_slow()). */
     if (e && !(e->flags & MS__D_DIRECT_READ) && e->mmio) {
-        uint64_t gen = d->gen;
-        uint64_t v = ld_dev(as, e, gpa, size, big, attrs, res);
-        return tlb_fill_mmio(gen, gpa, e, true, false, v);
+        tlb_fill_mmio(d, gpa, e, true, false);
+        return ld_dev(as, e, gpa, size, big, attrs, res);
     }
     return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
 }
@@ -1809,7 +1819,9 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
         struct ms_attrs attrs, ms_tx_result *res)                              \
     {                                                                          \
         uint8_t *h;                                                            \
-        if (LIKELY(tlb_hit_small(&fv->disp, gpa, size, false, &h))) {          \
+        const struct ms__dent *e;                                              \
+        enum tlb_small_hit k = tlb_small(&fv->disp, gpa, size, false, &h, &e); \
+        if (LIKELY(k == TLB_RAM)) {                                            \
             uint64_t v = load_ord(h, size, big);                               \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             if (res) {                                                         \
@@ -1817,8 +1829,7 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
             }                                                                  \
             return v;                                                          \
         }                                                                      \
-        const struct ms__dent *e = tlb_mmio(&fv->disp, gpa, false);            \
-        if (e) {                                                               \
+        if (k == TLB_DEV) {                                                    \
             return ld_dev(as, e, gpa, size, big, attrs, res);                  \
         }                                                                      \
         return ld_index##size(as, fv, gpa, big, attrs, res);                   \
@@ -1936,12 +1947,11 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
                                                    shift, MS_TX_OK)
                     : MS_TX_OK;
     }
-    /* Plain MMIO: st_slow()'s dispatch without a second call, and the
-     * page remembered as the range's. */
+    /* Plain MMIO: the page remembered as the range's, and st_slow()'s
+     * dispatch without a second call. */
     if (e && e->mmio) {
-        uint64_t gen = d->gen;
-        ms_tx_result r = st_dev(as, e, gpa, v, size, big, attrs);
-        return (ms_tx_result)tlb_fill_mmio(gen, gpa, e, false, true, r);
+        tlb_fill_mmio(d, gpa, e, false, true);
+        return st_dev(as, e, gpa, v, size, big, attrs);
     }
     return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
 }
@@ -1958,13 +1968,14 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
         struct ms_attrs attrs)                                                 \
     {                                                                          \
         uint8_t *h;                                                            \
-        if (LIKELY(tlb_hit_small(&fv->disp, gpa, size, true, &h))) {           \
+        const struct ms__dent *e;                                              \
+        enum tlb_small_hit k = tlb_small(&fv->disp, gpa, size, true, &h, &e);  \
+        if (LIKELY(k == TLB_RAM)) {                                            \
             store_ord(h, v, size, big);                                        \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             return MS_TX_OK;                                                   \
         }                                                                      \
-        const struct ms__dent *e = tlb_mmio(&fv->disp, gpa, true);             \
-        if (e) {                                                               \
+        if (k == TLB_DEV) {                                                    \
             return st_dev(as, e, gpa, v, size, big, attrs);                    \
         }                                                                      \
         return st_index##size(as, fv, gpa, v, big, attrs);                     \
