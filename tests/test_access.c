@@ -1843,11 +1843,16 @@ static void test_tlb_read_only_pages(void)
  * sharing a page must each get their own accesses, a ROM device's page
  * remembered for writes must keep reads direct (and the reverse when
  * ROMD mode ends), and a removed device must not be called again.  Every
- * access is made several times, so that later ones meet the TLB.
+ * access is made several times, so that later ones meet the TLB.  Once
+ * with 4 KiB pages in the first level (no RAM), where device pages go too,
+ * once with 2 MiB ones (a RAM range).
  */
-static void test_tlb_devices(void)
+static void test_tlb_devices_in(int layout)
 {
     setup();
+    if (layout) {
+        add_ram("ram", 0x10000000, UINT64_C(2) << 20);
+    }
     struct dev a, b, f;
     dev_plain(&a);
     dev_plain(&b);
@@ -1899,6 +1904,13 @@ static void test_tlb_devices(void)
     CHECK_EQ(a.n, 0);
     CHECK_EQ(ms_as_lduw_le(as, 0x1108, U, &r), regs_get(&b, 8, 2));
     teardown();
+}
+
+static void test_tlb_devices(void)
+{
+    for (int layout = 0; layout < 2; layout++) {
+        test_tlb_devices_in(layout);
+    }
 }
 
 int main(void)
