@@ -1380,6 +1380,7 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
     seen.n = 0;
     for (;;) {
         struct xlat x;
+        const struct ms__dent *found = e;
         resolve(sys, e, gpa, len, is_write, attrs, &seen, &x);
         e = x.e;
         uint32_t f = e ? e->flags : 0;
@@ -1408,6 +1409,13 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
                 if (l > room) {
                     l = room;
                 }
+            } else if ((f & MS__D_PAGE_LOW) && e == found &&
+                       (!is_write || (f & MS__D_PAGE_W))) {
+                /* A page of small RAM ranges back to back in host memory
+                 * (and, for writes, unlogged): the rest of the page in one
+                 * copy, of the bytes the pieces would copy one by one. */
+                uint64_t rest = (gpa | (TLB_PAGE - 1)) - gpa + 1;
+                l = len < rest ? len : rest;
             }
             uint8_t *h = e->host + (x.addr - e->gpa);
             if (is_write) {

@@ -1913,6 +1913,89 @@ static void test_tlb_devices(void)
     }
 }
 
+/* An IOMMU sending 16-byte page p of 0x2000 bytes to 0x1000 + 0x2000 - 16 *
+ * (p + 1) of the address space @opaque. */
+static struct ms_iommu_entry reverse_pages(void *opaque, uint64_t addr,
+                                           enum ms_iommu_perm flag, int index)
+{
+    (void)flag;
+    (void)index;
+    return (struct ms_iommu_entry){
+        .target_as = opaque,
+        .translated_addr = 0x1000 + 0x2000 - 16 * ((addr >> 4) + 1),
+        .addr_mask = 15,
+        .perm = MS_IOMMU_RW};
+}
+
+/*
+ * Buffer accesses copy a page of small RAM ranges back to back in host
+ * memory in one piece: the bytes must be those the range-by-range copy
+ * gives, and a logged range or a device in the page must still get their
+ * dirty marks and callbacks.
+ */
+static void test_copy_small_ranges(void)
+{
+    setup();
+    static uint8_t mem[0x3000] __attribute__((aligned(4096)));
+    static uint8_t out[0x3000], in[0x3000];
+    for (size_t i = 0; i < sizeof(mem); i++) {
+        mem[i] = (uint8_t)(i * 13 + 5);
+        in[i] = (uint8_t)(i * 7 + 1);
+    }
+    /* 0x1000-0x2fff in 48-byte ranges of mem, back to back. */
+    ms_region *piece[171];
+    for (unsigned i = 0; i < 171; i++) {
+        uint64_t at = (uint64_t)i * 48;
+        uint64_t size = i < 170 ? 48 : 0x2000 - at;
+        piece[i] = add_region((struct ms_region_config){.kind = MS_REGION_RAM,
+                                                        .name = "piece",
+                                                        .size = size,
+                                                        .backing = MS_RAM_HOST,
+                                                        .host = mem + at},
+                              0x1000 + at, 0);
+    }
+    CHECK_EQ(ms_as_read(as, 0x1008, U, out, 0x1ff0), MS_TX_OK);
+    CHECK(memcmp(out, mem + 8, 0x1ff0) == 0);
+    CHECK_EQ(ms_as_write(as, 0x1010, U, in, 0x1fe0), MS_TX_OK);
+    CHECK(memcmp(mem + 0x10, in, 0x1fe0) == 0);
+    CHECK_EQ(mem[0xf], (uint8_t)(0xf * 13 + 5));
+    CHECK_EQ(mem[0x1ff0], (uint8_t)(0x1ff0 * 13 + 5));
+    /* Into the hole after them: the bytes before it are copied. */
+    memset(out, 0xee, 0x40);
+    CHECK_EQ(ms_as_read(as, 0x2fe0, U, out, 0x40), MS_TX_DECODE_ERROR);
+    CHECK(memcmp(out, mem + 0x1fe0, 0x20) == 0);
+    /* A logged range in the second page: marked, and written. */
+    CHECK_OK(ms_region_set_log(piece[100], true, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_write(as, 0x1000, U, in + 1, 0x2000), MS_TX_OK);
+    CHECK(memcmp(mem, in + 1, 0x2000) == 0);
+    CHECK(ms_region_get_dirty(piece[100], 0, 48, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_read(as, 0x1000, U, out, 0x2000), MS_TX_OK);
+    CHECK(memcmp(out, in + 1, 0x2000) == 0);
+    /* Through an IOMMU of 16-byte pages mapped in reverse order: each
+     * page is its own piece, the page of ranges notwithstanding. */
+    static const struct ms_iommu_ops rev = {.translate = reverse_pages};
+    tu_add(root, 0x100000, tu_iommu(sys, "iommu", 0x2000, &rev, as), 0);
+    CHECK_EQ(ms_as_read(as, 0x100000, U, out, 0x2000), MS_TX_OK);
+    for (unsigned p = 0; p < 0x2000 / 16; p++) {
+        CHECK(memcmp(out + 16 * p, in + 1 + 0x2000 - 16 * (p + 1), 16) == 0);
+    }
+    /* A device over one range of the first page: called for its part. */
+    struct dev d;
+    dev_plain(&d);
+    add_region((struct ms_region_config){.kind = MS_REGION_IO,
+                                         .name = "dev",
+                                         .size = 48,
+                                         .ops = &d.ops,
+                                         .opaque = &d},
+               0x1000 + 48 * 3, 1);
+    CHECK_EQ(ms_as_read(as, 0x1000, U, out, 0x1000), MS_TX_OK);
+    CHECK(memcmp(out, in + 1, 48 * 3) == 0);
+    CHECK(d.total > 0);
+    CHECK_EQ(out[48 * 3], d.regs[0]);
+    CHECK(memcmp(out + 48 * 4, in + 1 + 48 * 4, 0x1000 - 48 * 4) == 0);
+    teardown();
+}
+
 int main(void)
 {
     test_ram_basic();
@@ -1950,5 +2033,6 @@ int main(void)
     test_tlb_random();
     test_tlb_read_only_pages();
     test_tlb_devices();
+    test_copy_small_ranges();
     return ms_test_summary("test_access");
 }
