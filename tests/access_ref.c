@@ -76,6 +76,8 @@ struct amodel {
     uint64_t block;
     uint8_t *owned; /* RAM device memory we allocated */
     uint64_t iommu_mask; /* IOMMU: page offset mask */
+    bool on_sheet;       /* a slice of the sheet, placed at its offset */
+    uint64_t sheet_at;
 };
 
 struct call {
@@ -100,6 +102,16 @@ struct ctx {
     bool big;
     struct amodel m[MAX_MODELS];
     int nm;
+    /*
+     * The sheet: the first models are RAM regions over consecutive slices
+     * of one 4 KiB host buffer, placed at their offsets, so that page 0 is
+     * made of small RAM ranges back to back in host memory (the access
+     * path caches and copies such pages whole); the other regions then go
+     * to 0x1000 and up.
+     */
+    bool sheet;
+    uint8_t *sheet_buf;
+    uint64_t sheet_next; /* the first byte no slice has yet */
     struct calls real, exp;
     int real_logs, exp_logs;
     struct ms_flat_range *fr;
@@ -821,6 +833,20 @@ static ms_region *create(struct ctx *c, struct amodel *m)
                                       A_ROMDEV, A_IO,  A_IO,   A_IO,
                                       A_RESV, A_ALIAS, A_CONT, A_IOMMU};
     m->kind = pick[nx(c, sizeof(pick) / sizeof(pick[0]))];
+    if (c->sheet && c->sheet_next < 0x1000) {
+        /* The next slice, mostly a multiple of 8 bytes; the last one
+         * (the 6th, or before) reaches the end of the sheet. */
+        uint64_t unit = nx(c, 4) == 0 ? 1 : 8;
+        uint64_t left = 0x1000 - c->sheet_next;
+        size = m->id < 5 ? unit * (1 + nx(c, 0x400 / unit)) : left;
+        size = size < left ? size : left;
+        m->kind = A_RAM;
+        m->on_sheet = true;
+        m->sheet_at = c->sheet_next;
+        c->sheet_next += size;
+        cfg.backing = MS_RAM_HOST;
+        cfg.host = c->sheet_buf + m->sheet_at;
+    }
     cfg.size = size;
     switch (m->kind) {
     case A_RAM:
@@ -902,6 +928,8 @@ static ms_region *create(struct ctx *c, struct amodel *m)
 
 static void build(struct ctx *c)
 {
+    c->sheet_buf = aligned_alloc(4096, 4096);
+    c->sheet = c->sheet_buf && nx(c, 4) == 0;
     c->nm = 1 + (int)nx(c, MAX_MODELS - 1);
     for (int i = 0; i < c->nm; i++) {
         struct amodel *m = &c->m[i];
@@ -911,11 +939,16 @@ static void build(struct ctx *c)
     }
     for (int i = 0; i < c->nm; i++) {
         struct amodel *m = &c->m[i];
+        if (m->r && m->on_sheet) {
+            may_fail(ms_region_add_prio(c->root, m->sheet_at, m->r,
+                                        (int32_t)nx(c, 3) - 1));
+            continue;
+        }
         if (!m->r || nx(c, 8) == 0) {
             continue; /* not placed (may still be an alias target) */
         }
         ms_region *parent = c->root;
-        uint64_t at = nx(c, 0x180);
+        uint64_t at = nx(c, 0x180) + (c->sheet ? 0x1000 : 0);
         int j = (int)nx(c, (uint64_t)c->nm);
         if (nx(c, 3) == 0 && c->m[j].kind == A_CONT && c->m[j].r) {
             parent = c->m[j].r;
@@ -952,7 +985,8 @@ static void edit(struct ctx *c)
         break;
     case 2:
         if (ms_region_container(m->r)) {
-            may_fail(ms_region_set_address(m->r, nx(c, 0x180)));
+            may_fail(ms_region_set_address(
+                m->r, nx(c, 0x180) + (c->sheet && !m->on_sheet ? 0x1000 : 0)));
         }
         break;
     default:
@@ -971,6 +1005,9 @@ static uint64_t pick_gpa(struct ctx *c)
 {
     if (nx(c, 12) == 0) {
         return UINT64_MAX - nx(c, 0x70);
+    }
+    if (c->sheet) {
+        return nx(c, 2) ? nx(c, 0x1000) : 0x1000 - 0x40 + nx(c, 0x260);
     }
     return nx(c, 0x220);
 }
@@ -1308,6 +1345,7 @@ out:
     free(c->fr);
     free(c->real.v);
     free(c->exp.v);
+    free(c->sheet_buf);
     free(c);
     return errors;
 }
