@@ -301,6 +301,8 @@ int ms__dispatch_build(ms_flatview *fv)
     memset(disp, 0, sizeof(*disp));
     /* 64 bits: at a billion tables a second, 584 years to wrap. */
     disp->gen = __atomic_add_fetch(&last_gen, 1, __ATOMIC_RELAXED);
+    disp->big_shift = MS__PAGE_BITS; /* until big_shift() below */
+    disp->big_mask = (UINT64_C(1) << MS__PAGE_BITS) - 1;
     if (!fv->nr) {
         return 0;
     }
