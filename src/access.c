@@ -123,7 +123,7 @@ _Static_assert(TLB_BIG_SIZE == TLB_SIZE, "tlb_no_write() assumes it");
 /*
  * In a 4 KiB entry's generation: the page's accesses go to the device
  * callbacks of the range at addend (a const struct ms__dent *), reads if
- * tag_r matches, writes if tag_w does (tlb_mmio()).  No generation has
+ * tag_r is the page, writes if tag_w is (tlb_small()).  No generation has
  * this bit, so the RAM tests never match such an entry.
  */
 #define TLB_MMIO (UINT64_C(1) << 63)
