@@ -1520,8 +1520,8 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
 }
 
 /*
- * Out of line, one per direction: the TLB's first level (a small function
- * saving no registers), then the index.
+ * Out of line, one per direction: the TLB's 4 KiB level, then, in
+ * another function, the index.
  */
 #define RW_MISS(dir, is_write)                                                 \
     static __attribute__((noinline)) ms_tx_result rw_index_##dir(             \
@@ -1812,8 +1812,8 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
 }
 
 /*
- * Out of line, one per size: the TLB's first level (a small function
- * saving no registers: RAM, or a device's page), then the index.
+ * Out of line, one per size: the TLB's 4 KiB level (RAM, or a device's
+ * page, dispatched here), then, in another function, the index.
  */
 #define LD_MISS(size)                                                          \
     static __attribute__((noinline)) uint64_t ld_index##size(                 \
