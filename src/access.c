@@ -115,11 +115,8 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
  */
 #define TLB_PAGE_BITS MS__PAGE_BITS
 #define TLB_PAGE ((uint64_t)1 << TLB_PAGE_BITS)
-#define TLB_BITS 10 /* 1024 entries: 4 MiB of RAM, 32 KiB per thread */
-#define TLB_SIZE (1u << TLB_BITS)
-#define TLB_BIG_SIZE MS__TLB_BIG_SIZE /* 32 KiB per thread */
-#define TLB_ALL (TLB_SIZE + TLB_BIG_SIZE)
-_Static_assert(TLB_BIG_SIZE == TLB_SIZE, "tlb_no_write() assumes it");
+#define TLB_SIZE MS__TLB_SIZE /* entries per level: 32 KiB per thread */
+#define TLB_ALL (2 * TLB_SIZE)
 /*
  * In a 4 KiB entry's generation: the page's accesses go to the device
  * callbacks of the range at addend (a const struct ms__dent *), reads if
@@ -129,8 +126,8 @@ _Static_assert(TLB_BIG_SIZE == TLB_SIZE, "tlb_no_write() assumes it");
 #define TLB_MMIO (UINT64_C(1) << 63)
 
 /*
- * A thread's table: TLB_SIZE entries of 4 KiB pages, then TLB_BIG_SIZE of
- * the first level, whose page size each dispatch table chooses.
+ * A thread's table: TLB_SIZE entries of the first level, whose page size
+ * each dispatch table chooses, then TLB_SIZE of 4 KiB pages.
  */
 struct tlb_ent {
     uint64_t gen;     /* the table's generation (ms__dispatch.gen) */
@@ -148,7 +145,6 @@ static struct tlb_ent tlb_none[TLB_ALL];
 
 struct tls_state {
     struct tlb_ent *tlb;        /* tlb_none, or this thread's table (malloc) */
-    struct tlb_ent *big;        /* its second level: tlb + TLB_SIZE */
     const struct ms__dent *hit; /* the last range hit, in any view */
     unsigned depth;
     const void *guard[GUARD_DEPTH];
@@ -160,8 +156,7 @@ struct tls_state {
  * hence the TLB itself is allocated, not static TLS).
  */
 static __thread struct tls_state tls
-    __attribute__((tls_model("initial-exec"))) = {
-        .tlb = tlb_none, .big = tlb_none + TLB_SIZE};
+    __attribute__((tls_model("initial-exec"))) = {.tlb = tlb_none};
 
 /* Frees a thread's TLB when it exits. */
 static pthread_key_t tlb_key;
@@ -171,7 +166,6 @@ static bool tlb_key_ok;
 static void tlb_destroy(void *p)
 {
     tls.tlb = tlb_none;
-    tls.big = tlb_none + TLB_SIZE;
     free(p);
 }
 
@@ -199,8 +193,14 @@ static struct tlb_ent *tlb_alloc(void)
         return NULL;
     }
     tls.tlb = t;
-    tls.big = t + TLB_SIZE;
     return t;
+}
+
+/* The first-level entry of @gpa, whose pages have @shift bits. */
+static ALWAYS_INLINE struct tlb_ent *tlb_big(struct tlb_ent *tlb,
+                                             unsigned shift, uint64_t gpa)
+{
+    return &tlb[(gpa >> shift) & (TLB_SIZE - 1)];
 }
 
 /*
@@ -211,7 +211,7 @@ static ALWAYS_INLINE struct tlb_ent *tlb_entry(const struct ms__dispatch *d,
                                                struct tlb_ent *tlb,
                                                uint64_t gpa)
 {
-    if (d->big_shift == TLB_PAGE_BITS) {
+    if (d->big_shift != TLB_PAGE_BITS) {
         tlb += TLB_SIZE;
     }
     return &tlb[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
@@ -242,8 +242,7 @@ static ALWAYS_INLINE bool tlb_match(uint64_t tag, uint64_t mask, uint64_t gpa,
 static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
                                   uint64_t len, bool is_write, uint8_t **host)
 {
-    const struct tlb_ent *t =
-        &tls.big[(gpa >> d->big_shift) & (TLB_BIG_SIZE - 1)];
+    const struct tlb_ent *t = tlb_big(tls.tlb, d->big_shift, gpa);
     if (LIKELY(t->gen == d->gen &&
                tlb_match(is_write ? t->tag_w : t->tag_r, d->big_mask, gpa,
                          len))) {
@@ -339,10 +338,10 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
                                       unsigned shift, uint64_t ret)
 {
     if (level == TLB_BIG) {
-        t = &t[TLB_SIZE + ((gpa >> shift) & (TLB_BIG_SIZE - 1))];
+        t = tlb_big(t, shift, gpa);
     } else {
         shift = TLB_PAGE_BITS;
-        t = &t[(gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1)];
+        t = &t[TLB_SIZE + ((gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1))];
     }
     uint64_t size = (uint64_t)1 << shift;
     uint64_t low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
@@ -376,8 +375,7 @@ tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
     uint64_t none = tlb_no_write(page, TLB_PAGE_BITS);
     /* Keep the other direction if this page already goes to @e. */
     bool same = t->gen == (gen | TLB_MMIO) && t->addend == (uintptr_t)e &&
-                !((t->tag_r ^ gpa) >> TLB_PAGE_BITS &&
-                  (t->tag_w ^ gpa) >> TLB_PAGE_BITS);
+                (t->tag_r == page || t->tag_w == page);
     t->tag_r = r ? page : same ? t->tag_r : none;
     t->tag_w = w ? page : same ? t->tag_w : none;
     t->gen = gen | TLB_MMIO;
@@ -403,6 +401,24 @@ static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
         return tlb_fill_first(gen, gpa, addend, flags, level, shift, ret);
     }
     return tlb_set(t, gen, gpa, addend, flags, level, shift, ret);
+}
+
+/*
+ * After a miss path accessed RAM range @e of table @d at @gpa directly:
+ * end the read-side section, then remember the page if it may be;
+ * returns @ret.
+ */
+static ALWAYS_INLINE uint64_t ram_done(ms_as *as, const struct ms__dispatch *d,
+                                       const struct ms__dent *e, uint64_t gpa,
+                                       uint64_t ret)
+{
+    enum tlb_level fill = tlb_fits(e, gpa, d);
+    unsigned shift = d->big_shift;
+    uint64_t gen = d->gen;
+    uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
+    uint32_t flags = e->flags;
+    ms__rcu_read_unlock(&as->sys->rcu_token);
+    return fill ? tlb_fill(gen, gpa, addend, flags, fill, shift, ret) : ret;
 }
 
 /*
@@ -1483,15 +1499,7 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         } else {
             memmove(buf, h, len);
         }
-        enum tlb_level fill = tlb_fits(e, gpa, d);
-        unsigned shift = d->big_shift;
-        uint64_t gen = d->gen;
-        uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
-        uint32_t flags = e->flags;
-        ms__rcu_read_unlock(&as->sys->rcu_token);
-        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, fill,
-                                                   shift, MS_TX_OK)
-                    : MS_TX_OK;
+        return (ms_tx_result)ram_done(as, d, e, gpa, MS_TX_OK);
     }
     /*
      * MMIO in one piece (a vCPU's MMIO exit): rw_loop()'s MMIO piece,
@@ -1789,17 +1797,10 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
     if (LIKELY(e && (e->flags & MS__D_DIRECT_READ) &&
                size - 1 <= e->last - gpa)) {
         uint64_t v = load_ord(e->host + (gpa - e->gpa), size, big);
-        enum tlb_level fill = tlb_fits(e, gpa, d);
-        unsigned shift = d->big_shift;
-        uint64_t gen = d->gen;
-        uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
-        uint32_t flags = e->flags;
-        ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
             *res = MS_TX_OK;
         }
-        return fill ? tlb_fill(gen, gpa, addend, flags, fill, shift, v)
-                    : v;
+        return ram_done(as, d, e, gpa, v);
     }
     /* Plain MMIO: the page remembered as the range's, and ld_slow()'s
      * dispatch without a second call.  Not for a ROMD range (direct even
@@ -1945,15 +1946,7 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
                    MS__D_DIRECT_WRITE &&
                size - 1 <= e->last - gpa)) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
-        enum tlb_level fill = tlb_fits(e, gpa, d);
-        unsigned shift = d->big_shift;
-        uint64_t gen = d->gen;
-        uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
-        uint32_t flags = e->flags;
-        ms__rcu_read_unlock(&as->sys->rcu_token);
-        return fill ? (ms_tx_result)tlb_fill(gen, gpa, addend, flags, fill,
-                                                   shift, MS_TX_OK)
-                    : MS_TX_OK;
+        return (ms_tx_result)ram_done(as, d, e, gpa, MS_TX_OK);
     }
     /* Plain MMIO: the page remembered as the range's, and st_slow()'s
      * dispatch without a second call. */

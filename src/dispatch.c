@@ -242,7 +242,7 @@ static void mark_pages(struct ms__dent *d, size_t nr)
  * The page size of the TLB's first level for these ranges (see
  * ms__dispatch.big_shift): of the sizes whose pages, each lying inside one
  * RAM range read directly (or, at 4 KiB, made of small ranges: after
- * mark_pages()), cover some RAM, the one whose MS__TLB_BIG_SIZE entries
+ * mark_pages()), cover some RAM, the one whose MS__TLB_SIZE entries
  * reach the most of it, the largest on a tie (fewer pages to conflict).
  * Ranges are RAM of a VMM (a few large ones) or of a test bench (many
  * small ones): one size per table fits both.
@@ -264,7 +264,7 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr)
         if ((d[i].flags & rd) != rd) {
             continue;
         }
-        for (unsigned s = MS__TLB_BIG_MIN; s <= MS__TLB_BIG_MAX; s++) {
+        for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
             uint64_t size = UINT64_C(1) << s;
             uint64_t first = (d[i].gpa + size - 1) & ~(size - 1);
             if (first < d[i].gpa || first > d[i].last ||
@@ -279,8 +279,8 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr)
     }
     unsigned best = MS__PAGE_BITS;
     uint64_t best_reach = 0;
-    for (unsigned s = MS__TLB_BIG_MIN; s <= MS__TLB_BIG_MAX; s++) {
-        uint64_t reach = (uint64_t)MS__TLB_BIG_SIZE << s;
+    for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
+        uint64_t reach = (uint64_t)MS__TLB_SIZE << s;
         if (cover[s] < reach) {
             reach = cover[s];
         }
@@ -292,6 +292,13 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr)
     return best;
 }
 
+/* The first level's page size (see ms__dispatch.big_shift). */
+static void set_big_shift(struct ms__dispatch *disp, unsigned shift)
+{
+    disp->big_shift = shift;
+    disp->big_mask = (UINT64_C(1) << shift) - 1;
+}
+
 /* The last generation handed out (atomic: systems build on any thread). */
 static uint64_t last_gen;
 
@@ -301,8 +308,7 @@ int ms__dispatch_build(ms_flatview *fv)
     memset(disp, 0, sizeof(*disp));
     /* 64 bits: at a billion tables a second, 584 years to wrap. */
     disp->gen = __atomic_add_fetch(&last_gen, 1, __ATOMIC_RELAXED);
-    disp->big_shift = MS__PAGE_BITS; /* until big_shift() below */
-    disp->big_mask = (UINT64_C(1) << MS__PAGE_BITS) - 1;
+    set_big_shift(disp, MS__PAGE_BITS); /* no ranges: any valid size */
     if (!fv->nr) {
         return 0;
     }
@@ -315,8 +321,7 @@ int ms__dispatch_build(ms_flatview *fv)
         ms__access_dent_init(&dents[i], &fv->ranges[i]);
     }
     mark_pages(dents, fv->nr);
-    disp->big_shift = big_shift(dents, fv->nr);
-    disp->big_mask = (UINT64_C(1) << disp->big_shift) - 1;
+    set_big_shift(disp, big_shift(dents, fv->nr));
     disp->dents = dents;
     disp->nr = fv->nr;
     if (fv->nr >= MS__DB_IDX_MASK) {

@@ -206,9 +206,8 @@ struct ms__dnode {
 #define MS__DB_IDX_BITS 28      /* bucket: first candidate entry */
 #define MS__DB_IDX_MASK ((1u << MS__DB_IDX_BITS) - 1)
 
-/* The TLB's first level (access.c): its entries and page sizes. */
-#define MS__TLB_BIG_SIZE 1024u
-#define MS__TLB_BIG_MIN MS__PAGE_BITS
+/* Entries of each TLB level (access.c); largest first-level page (log2). */
+#define MS__TLB_SIZE 1024u
 #define MS__TLB_BIG_MAX 30u
 
 struct ms__dispatch {
@@ -221,12 +220,12 @@ struct ms__dispatch {
     uint64_t gen;
     /*
      * log2 of the page size of the TLB's first level for this table
-     * (MS__TLB_BIG_MIN to MS__TLB_BIG_MAX): the size whose pages, each
+     * (MS__PAGE_BITS to MS__TLB_BIG_MAX): the size whose pages, each
      * inside one RAM range (or of small ranges, at 4 KiB), the
-     * MS__TLB_BIG_SIZE entries reach most of (dispatch.c).
+     * MS__TLB_SIZE entries reach most of (dispatch.c).
      */
     unsigned big_shift;
-    uint64_t big_mask; /* (1 << big_shift) - 1 */
+    uint64_t big_mask; /* (1 << big_shift) - 1, kept for the hit path */
     const struct ms__dent *dents;
     size_t nr;
     size_t dents_map_len;          /* dents are mmap()ed (huge pages), or 0 */

@@ -1567,6 +1567,25 @@ static void test_topology_change(void)
 }
 
 /*
+ * @n RAM ranges over @mem at @at, back to back, of @size bytes each but
+ * the last, which reaches @total; they go in @piece.
+ */
+static void add_pieces(ms_region **piece, unsigned n, uint8_t *mem,
+                       uint64_t at, uint64_t size, uint64_t total)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t off = (uint64_t)i * size;
+        piece[i] = add_region(
+            (struct ms_region_config){.kind = MS_REGION_RAM,
+                                      .name = "piece",
+                                      .size = i + 1 < n ? size : total - off,
+                                      .backing = MS_RAM_HOST,
+                                      .host = mem + off},
+            at + off, 0);
+    }
+}
+
+/*
  * The access path's TLB (access.c) caches a page of small RAM ranges back
  * to back in one host buffer, but must still refuse typed accesses that
  * straddle one of their ends, and forget the page when the view changes.
@@ -1580,16 +1599,7 @@ static void test_tlb_small_ranges(void)
     }
     /* 0x1000-0x1fff in 40-byte pieces (the last one shorter), then a page. */
     ms_region *piece[103];
-    for (unsigned i = 0; i < 103; i++) {
-        uint64_t at = (uint64_t)i * 40;
-        uint64_t size = i < 102 ? 40 : 0x1000 - at;
-        piece[i] = add_region((struct ms_region_config){.kind = MS_REGION_RAM,
-                                                        .name = "piece",
-                                                        .size = size,
-                                                        .backing = MS_RAM_HOST,
-                                                        .host = mem + at},
-                              0x1000 + at, 0);
-    }
+    add_pieces(piece, 103, mem, 0x1000, 40, 0x1000);
     add_region((struct ms_region_config){.kind = MS_REGION_RAM,
                                          .name = "page",
                                          .size = 0x1000,
@@ -1944,16 +1954,7 @@ static void test_copy_small_ranges(void)
     }
     /* 0x1000-0x2fff in 48-byte ranges of mem, back to back. */
     ms_region *piece[171];
-    for (unsigned i = 0; i < 171; i++) {
-        uint64_t at = (uint64_t)i * 48;
-        uint64_t size = i < 170 ? 48 : 0x2000 - at;
-        piece[i] = add_region((struct ms_region_config){.kind = MS_REGION_RAM,
-                                                        .name = "piece",
-                                                        .size = size,
-                                                        .backing = MS_RAM_HOST,
-                                                        .host = mem + at},
-                              0x1000 + at, 0);
-    }
+    add_pieces(piece, 171, mem, 0x1000, 48, 0x2000);
     CHECK_EQ(ms_as_read(as, 0x1008, U, out, 0x1ff0), MS_TX_OK);
     CHECK(memcmp(out, mem + 8, 0x1ff0) == 0);
     CHECK_EQ(ms_as_write(as, 0x1010, U, in, 0x1fe0), MS_TX_OK);
