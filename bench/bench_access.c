@@ -390,11 +390,11 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Median ns per access, [op][variant]; < 0: not applicable. */
-static void measure(struct setup *st, double res[OP_COUNT][V_COUNT])
+/* Median ns per access of @n runs, [op][variant]; < 0: not applicable. */
+static void measure(struct setup *st, int n, double res[OP_COUNT][V_COUNT])
 {
     static double samples[OP_COUNT][V_COUNT][MAX_RUNS];
-    for (int r = 0; r < runs; r++) {
+    for (int r = 0; r < n; r++) {
         for (int op = 0; op < OP_COUNT; op++) {
             for (int v = 0; v < V_COUNT; v++) {
                 if (applies(st, op, v)) {
@@ -409,8 +409,8 @@ static void measure(struct setup *st, double res[OP_COUNT][V_COUNT])
                 res[op][v] = -1;
                 continue;
             }
-            qsort(samples[op][v], (size_t)runs, sizeof(double), cmp_double);
-            res[op][v] = samples[op][v][runs / 2];
+            qsort(samples[op][v], (size_t)n, sizeof(double), cmp_double);
+            res[op][v] = samples[op][v][n / 2];
         }
     }
 }
@@ -465,12 +465,9 @@ static void table(uint64_t total)
         if (k == 0) {
             /* Warm up (caches, page tables, the CPU's clock) before the
              * first figures, which otherwise come out slower. */
-            int keep = runs;
-            runs = 1;
-            measure(&st, res[k]);
-            runs = keep;
+            measure(&st, 1, res[k]);
         }
-        measure(&st, res[k]);
+        measure(&st, runs, res[k]);
         for (int op = 0; op < OP_COUNT; op++) {
             double *r = res[k][op];
             printf("%-8u %-20s", n, op_names[op]);

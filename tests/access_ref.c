@@ -928,8 +928,10 @@ static ms_region *create(struct ctx *c, struct amodel *m)
 
 static void build(struct ctx *c)
 {
-    c->sheet_buf = aligned_alloc(4096, 4096);
-    c->sheet = c->sheet_buf && nx(c, 4) == 0;
+    c->sheet = nx(c, 4) == 0;
+    if (c->sheet && !(c->sheet_buf = aligned_alloc(4096, 4096))) {
+        c->sheet = false;
+    }
     c->nm = 1 + (int)nx(c, MAX_MODELS - 1);
     for (int i = 0; i < c->nm; i++) {
         struct amodel *m = &c->m[i];
