@@ -288,26 +288,67 @@ tlb_small(const struct ms__dispatch *d, uint64_t gpa, uint64_t len,
 enum tlb_level { TLB_NO, TLB_SMALL, TLB_BIG };
 
 /*
+ * The first-level page of @gpa in table @d if it is a sheet (dispatch.c),
+ * else NULL: a binary search, on misses only.
+ */
+static __attribute__((noinline)) const struct ms__sheet *
+sheet_find(const struct ms__dispatch *d, uint64_t gpa)
+{
+    uint64_t page = gpa & ~d->big_mask;
+    size_t lo = 0, hi = d->nr_sheets;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t p = d->sheets[mid].tag & ~d->big_mask;
+        if (p == page) {
+            return &d->sheets[mid];
+        }
+        if (p < page) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+/*
  * Whether and where the TLB may remember the page of @gpa (found in @e)
  * in table @d: the first level's page if it lies entirely in @e and @e is
- * RAM read directly, else the 4 KiB one (or a 4 KiB page of small ranges),
- * in the first level if its pages are 4 KiB.
+ * RAM read directly, or is a sheet; else the 4 KiB one (or a 4 KiB page
+ * of small ranges), in the first level if its pages are 4 KiB.  With the
+ * page's a - 1 in @*low (0: the whole page is one block) and in @*w
+ * whether writes may be cached too.
  */
-static ALWAYS_INLINE enum tlb_level
-tlb_fits(const struct ms__dent *e, uint64_t gpa, const struct ms__dispatch *d)
+static ALWAYS_INLINE enum tlb_level tlb_fits(const struct ms__dent *e,
+                                             uint64_t gpa,
+                                             const struct ms__dispatch *d,
+                                             uint64_t *low, bool *w)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    uint32_t flags = e->flags;
     unsigned shift = d->big_shift;
     enum tlb_level small = shift == TLB_PAGE_BITS ? TLB_BIG : TLB_SMALL;
-    if (e->flags & MS__D_PAGE_LOW) {
-        return small;
-    }
-    if ((e->flags & rd) != rd) {
+    if ((flags & rd) != rd) {
         return TLB_NO;
     }
+    *low = 0;
+    *w = (flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) == MS__D_DIRECT_WRITE;
     uint64_t big = (gpa >> shift) << shift;
     if (big >= e->gpa && e->last - big >= ((uint64_t)1 << shift) - 1) {
         return TLB_BIG;
+    }
+    if (flags & MS__D_SHEET) {
+        const struct ms__sheet *sh = sheet_find(d, gpa);
+        if (sh) {
+            *low = sh->tag & d->big_mask;
+            *w = sh->w != 0;
+            return TLB_BIG;
+        }
+    }
+    if (flags & MS__D_PAGE_LOW) {
+        *low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
+        *w = (flags & MS__D_PAGE_W) != 0;
+        return small;
     }
     uint64_t page = gpa & ~(TLB_PAGE - 1);
     return page >= e->gpa && e->last - page >= TLB_PAGE - 1 ? small : TLB_NO;
@@ -324,18 +365,19 @@ static ALWAYS_INLINE uint64_t tlb_no_write(uint64_t tag, unsigned shift)
 }
 
 /*
- * Remember the page of @gpa at @level, as tlb_fits() said, in the entry
- * with @flags and @addend of table @gen, whose first level has pages of
- * @shift bits; returns @ret.  Writes are cached only when they need
- * nothing else (no dirty logging: it marks per access).  Called last,
- * after the read-side section (it only stores numbers), and the first
- * fill of a thread, which allocates, is a tail call: so the miss paths
- * save no registers for it.
+ * Remember the page of @gpa at @level, as tlb_fits() said (with @low and
+ * @w), in the entry with @addend of table @gen, whose first level has
+ * pages of @shift bits; returns @ret.  Writes are cached only when they
+ * need nothing else (no dirty logging: it marks per access).  Called
+ * last, after the read-side section (it only stores numbers), and the
+ * first fill of a thread, which allocates, is a tail call: so the miss
+ * paths save no registers for it.
  */
 static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
                                       uint64_t gpa, uintptr_t addend,
-                                      uint32_t flags, enum tlb_level level,
-                                      unsigned shift, uint64_t ret)
+                                      uint64_t low, bool w,
+                                      enum tlb_level level, unsigned shift,
+                                      uint64_t ret)
 {
     if (level == TLB_BIG) {
         t = tlb_big(t, shift, gpa);
@@ -344,11 +386,7 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
         t = &t[TLB_SIZE + ((gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1))];
     }
     uint64_t size = (uint64_t)1 << shift;
-    uint64_t low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
     uint64_t tag = (gpa & ~(size - 1)) | (low ? low : size - 1);
-    bool w = low ? (flags & MS__D_PAGE_W) != 0
-                 : (flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
-                       MS__D_DIRECT_WRITE;
     t->gen = gen;
     t->tag_r = tag;
     t->tag_w = w ? tag : tlb_no_write(tag, shift);
@@ -384,23 +422,23 @@ tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
 
 /* tlb_fill() on a thread's first fill. */
 static __attribute__((noinline, cold)) uint64_t
-tlb_fill_first(uint64_t gen, uint64_t gpa, uintptr_t addend, uint32_t flags,
-               enum tlb_level level, unsigned shift, uint64_t ret)
+tlb_fill_first(uint64_t gen, uint64_t gpa, uintptr_t addend, uint64_t low,
+               bool w, enum tlb_level level, unsigned shift, uint64_t ret)
 {
     struct tlb_ent *t = tlb_alloc();
-    return t ? tlb_set(t, gen, gpa, addend, flags, level, shift, ret) : ret;
+    return t ? tlb_set(t, gen, gpa, addend, low, w, level, shift, ret) : ret;
 }
 
 static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
-                                       uintptr_t addend, uint32_t flags,
+                                       uintptr_t addend, uint64_t low, bool w,
                                        enum tlb_level level, unsigned shift,
                                        uint64_t ret)
 {
     struct tlb_ent *t = tls.tlb;
     if (UNLIKELY(t == tlb_none)) {
-        return tlb_fill_first(gen, gpa, addend, flags, level, shift, ret);
+        return tlb_fill_first(gen, gpa, addend, low, w, level, shift, ret);
     }
-    return tlb_set(t, gen, gpa, addend, flags, level, shift, ret);
+    return tlb_set(t, gen, gpa, addend, low, w, level, shift, ret);
 }
 
 /*
@@ -412,13 +450,14 @@ static ALWAYS_INLINE uint64_t ram_done(ms_as *as, const struct ms__dispatch *d,
                                        const struct ms__dent *e, uint64_t gpa,
                                        uint64_t ret)
 {
-    enum tlb_level fill = tlb_fits(e, gpa, d);
+    uint64_t low;
+    bool w;
+    enum tlb_level fill = tlb_fits(e, gpa, d, &low, &w);
     unsigned shift = d->big_shift;
     uint64_t gen = d->gen;
     uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
-    uint32_t flags = e->flags;
     ms__rcu_read_unlock(&as->sys->rcu_token);
-    return fill ? tlb_fill(gen, gpa, addend, flags, fill, shift, ret) : ret;
+    return fill ? tlb_fill(gen, gpa, addend, low, w, fill, shift, ret) : ret;
 }
 
 /*

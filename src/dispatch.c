@@ -188,14 +188,68 @@ static void table_free(const void *p, size_t map_len)
 }
 
 /*
+ * The entries [*s, *t] meeting the page [page, page + pmask], found from
+ * entry i, which meets it.
+ */
+static void page_span(const struct ms__dent *d, size_t nr, size_t i,
+                      uint64_t page, uint64_t pmask, size_t *s, size_t *t)
+{
+    size_t a = i, b = i;
+    while (a > 0 && d[a - 1].last >= page) {
+        a--;
+    }
+    while (b + 1 < nr && d[b + 1].gpa <= page + pmask) {
+        b++;
+    }
+    *s = a;
+    *t = b;
+}
+
+/*
+ * Whether the page [page, page + pmask], met by entries s to t, is a
+ * sheet: covered by two or more RAM ranges read directly, back to back in
+ * guest and in host memory (one host address = gpa + addend for all),
+ * whose boundaries inside the page are all multiples of some a >= 2.
+ * Returns a - 1 for the largest such a, with @*w whether every range is
+ * written directly and unlogged; or 0.  An access inside one a-aligned
+ * block of the page then crosses no range end (access.c caches such
+ * pages in its TLB).
+ */
+static uint64_t sheet_low(const struct ms__dent *d, size_t s, size_t t,
+                          uint64_t page, uint64_t pmask, bool *w)
+{
+    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    if (s == t || d[s].gpa > page || d[t].last < page + pmask) {
+        return 0;
+    }
+    uintptr_t addend = (uintptr_t)d[s].host - (uintptr_t)d[s].gpa;
+    uint64_t bounds = 0;
+    bool wr = true;
+    for (size_t k = s; k <= t; k++) {
+        if ((d[k].flags & rd) != rd ||
+            (uintptr_t)d[k].host - (uintptr_t)d[k].gpa != addend ||
+            (k > s && d[k].gpa != d[k - 1].last + 1)) {
+            return 0;
+        }
+        wr = wr && (d[k].flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
+                       MS__D_DIRECT_WRITE;
+        if (k > s) {
+            bounds |= d[k].gpa; /* inside the page: not a multiple of it */
+        }
+    }
+    uint64_t a = bounds & (0 - bounds); /* lowest boundary bit */
+    *w = wr;
+    return a >= 2 ? a - 1 : 0;
+}
+
+/*
  * Set the MS__D_PAGE_* bits (internal.h) of the entries lying inside one
- * page: for each page holding such an entry, look at every range meeting
- * it.  Linear: each page is looked at once, from its first such entry.
+ * 4 KiB page that is a sheet.  Linear: each page is looked at once, from
+ * its first such entry.
  */
 static void mark_pages(struct ms__dent *d, size_t nr)
 {
     const uint64_t pmask = (UINT64_C(1) << MS__PAGE_BITS) - 1;
-    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
     size_t i = 0;
     while (i < nr) {
         uint64_t page = d[i].gpa & ~pmask;
@@ -203,35 +257,14 @@ static void mark_pages(struct ms__dent *d, size_t nr)
             i++;
             continue;
         }
-        size_t s = i, t = i;
-        while (s > 0 && d[s - 1].last >= page) {
-            s--;
-        }
-        while (t + 1 < nr && d[t + 1].gpa <= page + pmask) {
-            t++;
-        }
-        bool ok = d[s].gpa <= page && d[t].last >= page + pmask;
-        bool w = true;
-        uint64_t bounds = 0;
-        uintptr_t addend = (uintptr_t)d[s].host - (uintptr_t)d[s].gpa;
-        for (size_t k = s; ok && k <= t; k++) {
-            ok = (d[k].flags & rd) == rd &&
-                 (uintptr_t)d[k].host - (uintptr_t)d[k].gpa == addend &&
-                 (k == s || d[k].gpa == d[k - 1].last + 1);
-            w = w && (d[k].flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
-                         MS__D_DIRECT_WRITE;
-            if (k > s) {
-                bounds |= d[k].gpa;
-            }
-        }
-        uint64_t a = bounds & (0 - bounds) & pmask; /* lowest boundary bit */
-        if (ok && a >= 2) {
-            for (size_t k = s; k <= t; k++) {
-                if ((d[k].gpa & ~pmask) == page &&
-                    (d[k].last & ~pmask) == page) {
-                    d[k].flags |= (uint32_t)(a - 1) << MS__D_PAGE_SHIFT |
-                                  (w ? MS__D_PAGE_W : 0);
-                }
+        size_t s, t;
+        page_span(d, nr, i, page, pmask, &s, &t);
+        bool w = false;
+        uint64_t low = sheet_low(d, s, t, page, pmask, &w);
+        for (size_t k = s; low && k <= t; k++) {
+            if ((d[k].gpa & ~pmask) == page && (d[k].last & ~pmask) == page) {
+                d[k].flags |= (uint32_t)low << MS__D_PAGE_SHIFT |
+                              (w ? MS__D_PAGE_W : 0);
             }
         }
         i = t + 1;
@@ -239,24 +272,60 @@ static void mark_pages(struct ms__dent *d, size_t nr)
 }
 
 /*
+ * The sheets among the pages of 2^shift bytes (shift > MS__PAGE_BITS): a
+ * page is one only if a range starts inside it, so each is looked at once,
+ * from the first such range.  Returns how many there are; if @out, also
+ * stores them there (in address order) and flags their ranges
+ * MS__D_SHEET.
+ */
+static size_t big_sheets(struct ms__dent *d, size_t nr, unsigned shift,
+                         struct ms__sheet *out)
+{
+    const uint64_t pmask = (UINT64_C(1) << shift) - 1;
+    size_t n = 0;
+    for (size_t i = 0; i < nr; i++) {
+        uint64_t page = d[i].gpa & ~pmask;
+        if (d[i].gpa == page) {
+            continue; /* no boundary inside the page (yet) */
+        }
+        size_t s, t;
+        page_span(d, nr, i, page, pmask, &s, &t);
+        bool w = false;
+        uint64_t low = sheet_low(d, s, t, page, pmask, &w);
+        if (low && out) {
+            out[n] = (struct ms__sheet){.tag = page | low, .w = w};
+            for (size_t k = s; k <= t; k++) {
+                d[k].flags |= MS__D_SHEET;
+            }
+        }
+        n += low != 0;
+        i = t; /* every later range starting in the page is in [s, t] */
+    }
+    return n;
+}
+
+/*
  * The page size of the TLB's first level for these ranges (see
  * ms__dispatch.big_shift): of the sizes whose pages, each lying inside one
- * RAM range read directly (or, at 4 KiB, made of small ranges: after
- * mark_pages()), cover some RAM, the one whose MS__TLB_SIZE entries
- * reach the most of it, the largest on a tie (fewer pages to conflict).
+ * RAM range read directly or a sheet (after mark_pages() for 4 KiB pages),
+ * cover some RAM, the one whose MS__TLB_SIZE entries reach the most of
+ * it; on a tie, the one reaching more through whole pages (a hit on a
+ * sheet tests a little more), then the largest (fewer pages to conflict).
  * Ranges are RAM of a VMM (a few large ones) or of a test bench (many
- * small ones): one size per table fits both.
+ * small ones, often slices of one buffer): one size per table fits both.
  */
-static unsigned big_shift(const struct ms__dent *d, size_t nr)
+static unsigned big_shift(struct ms__dent *d, size_t nr)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    /* Bytes of the pages inside one range, and of sheets. */
     uint64_t cover[MS__TLB_BIG_MAX + 1] = {0};
+    uint64_t sheets[MS__TLB_BIG_MAX + 1] = {0};
     uint64_t low_page = UINT64_MAX; /* no page number: none yet */
     for (size_t i = 0; i < nr; i++) {
         if (d[i].flags & MS__D_PAGE_LOW) { /* count each such page once */
             uint64_t page = d[i].gpa >> MS__PAGE_BITS;
-            if (page != low_page && cover[MS__PAGE_BITS] < UINT64_MAX) {
-                cover[MS__PAGE_BITS] += UINT64_C(1) << MS__PAGE_BITS;
+            if (page != low_page) {
+                sheets[MS__PAGE_BITS] += UINT64_C(1) << MS__PAGE_BITS;
             }
             low_page = page;
             continue;
@@ -277,16 +346,23 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr)
             cover[s] = sum <= cover[s] ? UINT64_MAX : sum; /* saturated */
         }
     }
+    for (unsigned s = MS__PAGE_BITS + 1; s <= MS__TLB_BIG_MAX; s++) {
+        /* At most nr < 2^34 sheets of at most 2^30 bytes: no overflow. */
+        sheets[s] = (uint64_t)big_sheets(d, nr, s, NULL) << s;
+    }
     unsigned best = MS__PAGE_BITS;
-    uint64_t best_reach = 0;
+    uint64_t best_reach = 0, best_whole = 0;
     for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
-        uint64_t reach = (uint64_t)MS__TLB_SIZE << s;
-        if (cover[s] < reach) {
-            reach = cover[s];
-        }
-        if (reach && reach >= best_reach) {
+        uint64_t most = (uint64_t)MS__TLB_SIZE << s;
+        uint64_t all = cover[s] + sheets[s];
+        all = all < cover[s] ? UINT64_MAX : all;
+        uint64_t reach = all < most ? all : most;
+        uint64_t whole = cover[s] < most ? cover[s] : most;
+        if (reach && (reach > best_reach ||
+                      (reach == best_reach && whole >= best_whole))) {
             best = s;
             best_reach = reach;
+            best_whole = whole;
         }
     }
     return best;
@@ -322,6 +398,20 @@ int ms__dispatch_build(ms_flatview *fv)
     }
     mark_pages(dents, fv->nr);
     set_big_shift(disp, big_shift(dents, fv->nr));
+    size_t nr_sheets = disp->big_shift > MS__PAGE_BITS
+                           ? big_sheets(dents, fv->nr, disp->big_shift, NULL)
+                           : 0;
+    if (nr_sheets) {
+        struct ms__sheet *sh = malloc(nr_sheets * sizeof(*sh));
+        if (!sh) {
+            table_free(dents, disp->dents_map_len);
+            memset(disp, 0, sizeof(*disp));
+            return -ENOMEM;
+        }
+        big_sheets(dents, fv->nr, disp->big_shift, sh);
+        disp->sheets = sh;
+        disp->nr_sheets = nr_sheets;
+    }
     disp->dents = dents;
     disp->nr = fv->nr;
     if (fv->nr >= MS__DB_IDX_MASK) {
@@ -333,6 +423,7 @@ int ms__dispatch_build(ms_flatview *fv)
     if (root < 0) {
         free(b.nodes);
         free(b.buckets);
+        free((void *)disp->sheets);
         table_free(dents, disp->dents_map_len);
         memset(disp, 0, sizeof(*disp));
         return (int)root;
@@ -350,6 +441,7 @@ void ms__dispatch_free(ms_flatview *fv)
     table_free(fv->disp.dents, fv->disp.dents_map_len);
     free((void *)fv->disp.nodes);
     free(fv->disp.buckets_);
+    free((void *)fv->disp.sheets);
     memset(&fv->disp, 0, sizeof(fv->disp));
 }
 

@@ -193,6 +193,18 @@ struct ms__dent {
 #define MS__D_PAGE_SHIFT 16u
 #define MS__D_PAGE_LOW (0xfffu << MS__D_PAGE_SHIFT)
 #define MS__D_PAGE_W (1u << 28)
+/* The range meets a page of the table's first level that is a sheet. */
+#define MS__D_SHEET (1u << 29)
+
+/*
+ * A page of the TLB's first level that is a sheet (dispatch.c), with a
+ * page size above 4 KiB: tag, the page's address | (a - 1), as
+ * MS__D_PAGE_LOW says for a 4 KiB page; w, as MS__D_PAGE_W.
+ */
+struct ms__sheet {
+    uint64_t tag;
+    uint64_t w;
+};
 
 struct ms__dnode {
     uint64_t base;           /* first address the node covers */
@@ -228,6 +240,8 @@ struct ms__dispatch {
     uint64_t big_mask; /* (1 << big_shift) - 1, kept for the hit path */
     const struct ms__dent *dents;
     size_t nr;
+    const struct ms__sheet *sheets; /* in address order; NULL: none */
+    size_t nr_sheets;
     size_t dents_map_len;          /* dents are mmap()ed (huge pages), or 0 */
     const struct ms__dnode *nodes; /* NULL: no index (binary search) */
     uint32_t *buckets_;            /* storage of all nodes' buckets */
