@@ -24,6 +24,7 @@
 #define MAX_LEN 48
 #define FILL_MAX 600
 #define PAGE 4096u
+#define SHEET 0x2000u /* bytes of the sheet (struct ctx) */
 
 uint64_t ar_next(struct ar_src *s, uint64_t bound)
 {
@@ -104,10 +105,10 @@ struct ctx {
     int nm;
     /*
      * The sheet: the first models are RAM regions over consecutive slices
-     * of one 4 KiB host buffer, placed at their offsets, so that page 0 is
-     * made of small RAM ranges back to back in host memory (the access
-     * path caches and copies such pages whole); the other regions then go
-     * to 0x1000 and up.
+     * of one 8 KiB host buffer, placed at their offsets, so that its pages
+     * (the two 4 KiB ones, or the 8 KiB one) are made of small RAM ranges
+     * back to back in host memory (the access path caches and copies such
+     * pages whole); the other regions then go to SHEET and up.
      */
     bool sheet;
     uint8_t *sheet_buf;
@@ -833,12 +834,12 @@ static ms_region *create(struct ctx *c, struct amodel *m)
                                       A_ROMDEV, A_IO,  A_IO,   A_IO,
                                       A_RESV, A_ALIAS, A_CONT, A_IOMMU};
     m->kind = pick[nx(c, sizeof(pick) / sizeof(pick[0]))];
-    if (c->sheet && c->sheet_next < 0x1000) {
+    if (c->sheet && c->sheet_next < SHEET) {
         /* The next slice, mostly a multiple of 8 bytes; the last one
          * (the 6th, or before) reaches the end of the sheet. */
         uint64_t unit = nx(c, 4) == 0 ? 1 : 8;
-        uint64_t left = 0x1000 - c->sheet_next;
-        size = m->id < 5 ? unit * (1 + nx(c, 0x400 / unit)) : left;
+        uint64_t left = SHEET - c->sheet_next;
+        size = m->id < 5 ? unit * (1 + nx(c, 0x800 / unit)) : left;
         size = size < left ? size : left;
         m->kind = A_RAM;
         m->on_sheet = true;
@@ -929,7 +930,7 @@ static ms_region *create(struct ctx *c, struct amodel *m)
 static void build(struct ctx *c)
 {
     c->sheet = nx(c, 4) == 0;
-    if (c->sheet && !(c->sheet_buf = aligned_alloc(4096, 4096))) {
+    if (c->sheet && !(c->sheet_buf = aligned_alloc(SHEET, SHEET))) {
         c->sheet = false;
     }
     c->nm = 1 + (int)nx(c, MAX_MODELS - 1);
@@ -950,7 +951,7 @@ static void build(struct ctx *c)
             continue; /* not placed (may still be an alias target) */
         }
         ms_region *parent = c->root;
-        uint64_t at = nx(c, 0x180) + (c->sheet ? 0x1000 : 0);
+        uint64_t at = nx(c, 0x180) + (c->sheet ? SHEET : 0);
         int j = (int)nx(c, (uint64_t)c->nm);
         if (nx(c, 3) == 0 && c->m[j].kind == A_CONT && c->m[j].r) {
             parent = c->m[j].r;
@@ -988,7 +989,7 @@ static void edit(struct ctx *c)
     case 2:
         if (ms_region_container(m->r)) {
             may_fail(ms_region_set_address(
-                m->r, nx(c, 0x180) + (c->sheet && !m->on_sheet ? 0x1000 : 0)));
+                m->r, nx(c, 0x180) + (c->sheet && !m->on_sheet ? SHEET : 0)));
         }
         break;
     default:
@@ -1009,7 +1010,7 @@ static uint64_t pick_gpa(struct ctx *c)
         return UINT64_MAX - nx(c, 0x70);
     }
     if (c->sheet) {
-        return nx(c, 2) ? nx(c, 0x1000) : 0x1000 - 0x40 + nx(c, 0x260);
+        return nx(c, 2) ? nx(c, SHEET) : SHEET - 0x40 + nx(c, 0x260);
     }
     return nx(c, 0x220);
 }
