@@ -7,7 +7,10 @@
  * Layout: N RAM regions of S bytes each, back to back from guest address
  * 0, all backed by one caller buffer (the same memory for every N and every
  * engine, so caches and TLBs behave alike): 4 MiB (fits in the caches), then
- * 128 MiB (every random access misses them); two MMIO regions of 4 KiB at
+ * 128 MiB (every random access misses them), region i on the i-th slice of
+ * the buffer; then 128 MiB again with the slices shuffled (--apart), so
+ * that no two neighbouring regions are neighbours in host memory and the
+ * TLB cannot cache pages of small ranges; two MMIO regions of 4 KiB at
  * 1 TiB whose trivial callbacks return the offset (8-byte callbacks, and
  * QEMU's default 4-byte ones).
  * Accesses go to random 8-byte-aligned addresses over all N regions (the
@@ -19,7 +22,7 @@
  * ratios; asserts nothing.  Unicorn maps at most 4095 regions (it aborts
  * beyond), so its column is empty at N = 100 000.
  *
- * Usage: bench_access [--smoke] [--runs R] [--ram MiB]
+ * Usage: bench_access [--smoke] [--runs R] [--ram MiB] [--apart]
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -130,8 +133,18 @@ static void die(const char *what)
     exit(1);
 }
 
+/*
+ * The host slice of region @i of @n: the i-th, or when @apart the
+ * (i * 7919 mod n)-th (7919 is a prime dividing no N here), so that
+ * neighbouring regions are not neighbours in host memory.
+ */
+static uint64_t slice(unsigned i, unsigned n, bool apart)
+{
+    return apart ? (uint64_t)i * 7919 % n : i;
+}
+
 static void setup_init(struct setup *st, unsigned n, uint8_t *host,
-                       uint64_t total)
+                       uint64_t total, bool apart)
 {
     memset(st, 0, sizeof(*st));
     st->n = n;
@@ -159,7 +172,7 @@ static void setup_init(struct setup *st, unsigned n, uint8_t *host,
                               .name = "ram",
                               .size = st->size,
                               .backing = MS_RAM_HOST,
-                              .host = host + (uint64_t)i * st->size},
+                              .host = host + slice(i, n, apart) * st->size},
                           &r) != 0 ||
             ms_region_add(root, (uint64_t)i * st->size, r) != 0) {
             die("RAM region");
@@ -193,7 +206,8 @@ static void setup_init(struct setup *st, unsigned n, uint8_t *host,
         for (unsigned i = 0; i < n; i++) {
             if (uc_mem_map_ptr(st->uc, (uint64_t)i * st->size, st->size,
                                UC_PROT_ALL,
-                               host + (uint64_t)i * st->size) != UC_ERR_OK) {
+                               host + slice(i, n, apart) * st->size) !=
+                                   UC_ERR_OK) {
                 die("uc_mem_map_ptr");
             }
         }
@@ -433,8 +447,14 @@ static void ratio(double a, double b)
     }
 }
 
-/* One table: N = 16, 1024, 100 000 over @total bytes of guest RAM. */
-static void table(uint64_t total)
+/*
+ * One table: N = 16, 1024, 100 000 over @total bytes of guest RAM, the
+ * regions slices of one host buffer in order (neighbours in guest memory
+ * are neighbours in host memory, which the TLB can use: pages of small
+ * ranges) or, if @apart, shuffled (each access past the TLB's reach goes
+ * through the index).
+ */
+static void table(uint64_t total, bool apart)
 {
     static const unsigned counts[] = {16, 1024, 100000};
     uint8_t *host = mmap(NULL, total, PROT_READ | PROT_WRITE,
@@ -443,9 +463,10 @@ static void table(uint64_t total)
         die("mmap");
     }
     memset(host, 0x5a, total);
-    printf("== %" PRIu64 " MiB of guest RAM in N regions; random "
+    printf("== %" PRIu64 " MiB of guest RAM in N regions%s; random "
            "8-aligned addresses; ns per access, median of %d runs\n",
-           total >> 20, runs);
+           total >> 20,
+           apart ? ", slices of the host buffer shuffled" : "", runs);
     printf("%-8s %-20s %9s %9s %9s %9s %8s %8s %8s %8s\n", "N", "access",
            "floor", "ms ld/st", "ms buf", "unicorn", "ld/flr", "buf/flr",
            "uc/ld", "uc/buf");
@@ -460,7 +481,7 @@ static void table(uint64_t total)
         last_n = n;
         struct setup st;
         double t0 = now_ns();
-        setup_init(&st, n, host, total);
+        setup_init(&st, n, host, total, apart);
         double built = (now_ns() - t0) / 1e6;
         if (k == 0) {
             /* Warm up (caches, page tables, the CPU's clock) before the
@@ -506,10 +527,13 @@ static void table(uint64_t total)
 int main(int argc, char **argv)
 {
     uint64_t ram_mib = 0;
+    bool apart = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--smoke")) {
             smoke = true;
             runs = 1;
+        } else if (!strcmp(argv[i], "--apart")) {
+            apart = true;
         } else if (!strcmp(argv[i], "--ram") && i + 1 < argc) {
             ram_mib = strtoull(argv[++i], NULL, 0);
             if (ram_mib < 1 || ram_mib > 1024) {
@@ -533,13 +557,15 @@ int main(int argc, char **argv)
     printf("floor: a raw host pointer (RAM), a direct indirect call (MMIO), "
            "memcpy (copies)\n\n");
     if (smoke) {
-        table(UINT64_C(4) << 20);
+        table(UINT64_C(4) << 20, apart);
     } else if (ram_mib) {
-        table(ram_mib << 20);
+        table(ram_mib << 20, apart);
     } else {
-        /* Hot: the RAM stays in the caches; cold: every access misses. */
-        table(UINT64_C(4) << 20);
-        table(UINT64_C(128) << 20);
+        /* Hot: the RAM stays in the caches; cold: every access misses;
+         * then cold with no pages of small ranges to cache. */
+        table(UINT64_C(4) << 20, false);
+        table(UINT64_C(128) << 20, false);
+        table(UINT64_C(128) << 20, true);
     }
     return 0;
 }
