@@ -88,8 +88,9 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 /*
  * The software TLB (QEMU's softmmu idea): direct-mapped tables of guest
  * pages, looked up before the index.  A page lies entirely inside one
- * directly accessed RAM range (or, 4 KiB pages only, is made of small
- * such ranges back to back in host memory: MS__D_PAGE_LOW, internal.h).
+ * directly accessed RAM range, or is a sheet: made of small such ranges
+ * back to back in host memory (dispatch.c; MS__D_PAGE_LOW for a 4 KiB
+ * page, ms__dispatch.sheets for a larger one).
  * Two levels: first, inline in the fast paths, pages of the size each
  * dispatch table chooses for its ranges (ms__dispatch.big_shift: 2 MiB to
  * 1 GiB for a VMM's few large RAM ranges, 4 KiB for many small ones), so
@@ -106,7 +107,7 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
  *
  * A tag is the page's address with its low bits set to a - 1, where a is
  * the size of the aligned blocks an access must stay in: the page size,
- * or for pages of small ranges the alignment of their boundaries.  So one
+ * or for a sheet the alignment of its range boundaries.  So one
  * test (tlb_match()) serves every kind, and no access matches that leaves
  * its block, its page, or wraps past the top of the address space (page 0
  * is not in the top page's slot).  A write tag is the read tag, or when

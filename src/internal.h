@@ -182,10 +182,10 @@ struct ms__dent {
 #define MS__D_LOG(f) (((f)&MS__D_DIRTY) >> MS__D_LOG_SHIFT)
 /*
  * Bits 16-27, on an entry lying inside one 4 KiB page (dispatch.c): the
- * page is all RAM read directly, in ranges back to back whose host memory
- * is too (one host address = gpa + addend for the page), and a - 1, with a
- * (2 to 2048) the largest power of two dividing every range boundary in
- * the page; 0: not so.  An access inside one a-aligned block then crosses
+ * page is a sheet, all RAM read directly, in ranges back to back whose
+ * host memory is too (one host address = gpa + addend for the page), and
+ * a - 1, with a (2 to 2048) the largest power of two dividing every range
+ * boundary in the page; 0: not so.  An access inside one a-aligned block then crosses
  * no range end, which is what the TLB of access.c needs to cache the page.
  * MS__D_PAGE_W: and every range is written directly, unlogged.
  */
