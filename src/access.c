@@ -237,16 +237,30 @@ static ALWAYS_INLINE bool tlb_match(uint64_t tag, uint64_t mask, uint64_t gpa,
 }
 
 /*
+ * tlb_match() for a typed access; for a buffer access (@buf), which may
+ * cross range ends (the bytes are the same when a page of the TLB holds
+ * them) but not a 4 KiB page, only whether its page is @tag's.
+ */
+static ALWAYS_INLINE bool tlb_match_as(bool buf, uint64_t tag,
+                                       uint64_t mask, uint64_t gpa,
+                                       uint64_t len)
+{
+    return buf ? (tag ^ gpa) <= mask : tlb_match(tag, mask, gpa, len);
+}
+
+/*
  * Whether the first level maps the @len bytes at @gpa in table @d for
- * reads (@is_write false) or writes; then @*host is their address.
+ * reads (@is_write false) or writes, for a typed or a buffer (@buf)
+ * access; then @*host is their address.
  */
 static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
-                                  uint64_t len, bool is_write, uint8_t **host)
+                                  uint64_t len, bool is_write, bool buf,
+                                  uint8_t **host)
 {
     const struct tlb_ent *t = tlb_big(tls.tlb, d->big_shift, gpa);
     if (LIKELY(t->gen == d->gen &&
-               tlb_match(is_write ? t->tag_w : t->tag_r, d->big_mask, gpa,
-                         len))) {
+               tlb_match_as(buf, is_write ? t->tag_w : t->tag_r, d->big_mask,
+                            gpa, len))) {
         *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
         return true;
     }
@@ -264,12 +278,12 @@ enum tlb_small_hit { TLB_MISS, TLB_RAM, TLB_DEV };
  */
 static ALWAYS_INLINE enum tlb_small_hit
 tlb_small(const struct ms__dispatch *d, uint64_t gpa, uint64_t len,
-          bool is_write, uint8_t **host, const struct ms__dent **dev)
+          bool is_write, bool buf, uint8_t **host, const struct ms__dent **dev)
 {
     const struct tlb_ent *t = tlb_entry(d, tls.tlb, gpa);
     uint64_t tag = is_write ? t->tag_w : t->tag_r;
     if (t->gen == d->gen) {
-        if (LIKELY(tlb_match(tag, TLB_PAGE - 1, gpa, len))) {
+        if (LIKELY(tlb_match_as(buf, tag, TLB_PAGE - 1, gpa, len))) {
             *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
             return TLB_RAM;
         }
@@ -1424,6 +1438,35 @@ static void log_not_ram(ms_system *sys, const struct ms__dent *e, uint64_t gpa,
  * The general loop: piece by piece, each translated in view @d.  @e is the
  * entry of @gpa (already looked up).
  */
+/*
+ * How many of the @len bytes at @gpa, in a range with flags @f of table
+ * @d that meets a sheet (dispatch.c), one copy may read (or write, if
+ * @is_write) from the range's host memory on: up to the end of the sheet
+ * holding @gpa, if there is one and, for a write, every range of it is
+ * written directly and unlogged; else @l, the bytes left in the range.
+ */
+static uint64_t sheet_rest(const struct ms__dispatch *d, uint32_t f,
+                           uint64_t gpa, uint64_t len, bool is_write,
+                           uint64_t l)
+{
+    uint64_t page_last = 0; /* the sheet's last byte; 0: none */
+    if (f & MS__D_SHEET) {
+        const struct ms__sheet *sh = sheet_find(d, gpa);
+        if (sh && (!is_write || sh->w)) {
+            page_last = gpa | d->big_mask;
+        }
+    }
+    if (!page_last && (f & MS__D_PAGE_LOW) &&
+        (!is_write || (f & MS__D_PAGE_W))) {
+        page_last = gpa | (TLB_PAGE - 1);
+    }
+    if (!page_last) {
+        return l;
+    }
+    uint64_t rest_1 = page_last - gpa; /* bytes left, less one */
+    return len - 1 < rest_1 ? len : rest_1 + 1;
+}
+
 static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
                             const struct ms__dent *e, uint64_t gpa,
                             struct ms_attrs attrs, uint8_t *buf, uint64_t len,
@@ -1465,13 +1508,11 @@ static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
                 if (l > room) {
                     l = room;
                 }
-            } else if ((f & MS__D_PAGE_LOW) && e == found &&
-                       (!is_write || (f & MS__D_PAGE_W))) {
-                /* A page of small RAM ranges back to back in host memory
-                 * (and, for writes, unlogged): the rest of the page in one
-                 * copy, of the bytes the pieces would copy one by one. */
-                uint64_t rest = (gpa | (TLB_PAGE - 1)) - gpa + 1;
-                l = len < rest ? len : rest;
+            } else if (e == found && (f & (MS__D_SHEET | MS__D_PAGE_LOW))) {
+                /* In a sheet (and, for writes, unlogged): the rest of its
+                 * page in one copy, of the bytes the pieces would copy one
+                 * by one. */
+                l = sheet_rest(d, f, gpa, len, is_write, l);
             }
             uint8_t *h = e->host + (x.addr - e->gpa);
             if (is_write) {
@@ -1585,7 +1626,8 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         uint8_t *h;                                                            \
         const struct ms__dent *dev;                                            \
         if (len - 1 <= (~gpa & (TLB_PAGE - 1)) &&                              \
-            tlb_small(&fv->disp, gpa, len, is_write, &h, &dev) == TLB_RAM) {   \
+            tlb_small(&fv->disp, gpa, len, is_write, true, &h, &dev) ==        \
+                TLB_RAM) {                                                     \
             if (is_write) {                                                    \
                 copy(h, buf, len);                                             \
             } else {                                                           \
@@ -1611,7 +1653,7 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
     uint8_t *h;
     /* Within one page: the TLB (which only holds RAM, as rw_miss wants). */
     if (LIKELY(len - 1 <= (~gpa & (TLB_PAGE - 1)) &&
-               tlb_hit(&fv->disp, gpa, len, is_write, &h))) {
+               tlb_hit(&fv->disp, gpa, len, is_write, true, &h))) {
         if (is_write) {
             copy(h, buf, len);
         } else {
@@ -1869,7 +1911,8 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
     {                                                                          \
         uint8_t *h;                                                            \
         const struct ms__dent *e;                                              \
-        enum tlb_small_hit k = tlb_small(&fv->disp, gpa, size, false, &h, &e); \
+        enum tlb_small_hit k =                                                 \
+            tlb_small(&fv->disp, gpa, size, false, false, &h, &e);             \
         if (LIKELY(k == TLB_RAM)) {                                            \
             uint64_t v = load_ord(h, size, big);                               \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
@@ -1899,7 +1942,7 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
-    if (LIKELY(tlb_hit(&fv->disp, gpa, size, false, &h))) {
+    if (LIKELY(tlb_hit(&fv->disp, gpa, size, false, false, &h))) {
         uint64_t v = load_ord(h, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
@@ -2010,7 +2053,8 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
     {                                                                          \
         uint8_t *h;                                                            \
         const struct ms__dent *e;                                              \
-        enum tlb_small_hit k = tlb_small(&fv->disp, gpa, size, true, &h, &e);  \
+        enum tlb_small_hit k =                                                 \
+            tlb_small(&fv->disp, gpa, size, true, false, &h, &e);              \
         if (LIKELY(k == TLB_RAM)) {                                            \
             store_ord(h, v, size, big);                                        \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
@@ -2038,7 +2082,7 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
-    if (LIKELY(tlb_hit(&fv->disp, gpa, size, true, &h))) {
+    if (LIKELY(tlb_hit(&fv->disp, gpa, size, true, false, &h))) {
         store_ord(h, v, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;

@@ -1855,8 +1855,8 @@ static ms_tx_result store_n(uint64_t a, uint64_t v, unsigned len)
  * random, over 4709 ranges of 1336 bytes filling 6 MiB (so 2 MiB pages
  * of 8-byte blocks): each round one range is hidden, made read-only,
  * logged, shadowed, or left alone; each access is made twice, so that
- * the second meets the TLB; the buffer is compared with a model after
- * every round.  Then with a boundary at an odd address in the middle, so
+ * the second meets the TLB; buffer reads and writes of up to 3 pages
+ * follow; the buffer is compared with a model after every round.  Then with a boundary at an odd address in the middle, so
  * that the first level has 8 KiB pages, one of which is no sheet (but
  * has a 4 KiB half that is).
  */
@@ -1953,6 +1953,44 @@ static void test_tlb_big_sheets_in(bool odd)
                     CHECK_EQ(r, ok ? MS_TX_OK : MS_TX_DECODE_ERROR);
                     CHECK_EQ(v, ok ? get_le(src, len) : 0);
                 }
+            }
+        }
+        /* Buffer accesses of up to 3 pages: they split at range ends
+         * (and may be copied a whole sheet page at a time). */
+        static uint8_t buf[3 * 4096], want[3 * 4096];
+        for (int n = 0; n < ACC / 10; n++) {
+            uint64_t len = 1 + tlb_rand(sizeof(buf));
+            uint64_t a = tlb_rand(2) ? tlb_rand(SZ) : base + tlb_rand(64);
+            a = a > len ? a - tlb_rand(len) : a;
+            bool is_write = tlb_rand(2);
+            ms_tx_result r_want = MS_TX_OK;
+            for (uint64_t i = 0; i < len; i++) {
+                uint64_t x = a + i;
+                bool in_w = x >= base && x - base < wlen;
+                uint8_t *m = in_w && what == SHADOW ? alt_model + (x - base)
+                                                    : model + x;
+                bool fail = x >= SZ || (in_w && what == HIDE) ||
+                            (is_write && in_w && what == RO);
+                buf[i] = (uint8_t)tlb_rand(256);
+                if (fail) {
+                    r_want = MS_TX_DECODE_ERROR;
+                    want[i] = is_write ? buf[i] : 0;
+                } else if (is_write) {
+                    *m = want[i] = buf[i];
+                } else {
+                    want[i] = *m;
+                }
+            }
+            if (is_write) {
+                CHECK_EQ(ms_as_write(as, a, U, buf, len), r_want);
+                if (what == LOG && a < base + wlen && a + len > base) {
+                    CHECK_EQ(ms_region_test_and_clear_dirty(piece[w], 0, wlen,
+                                                            MS_DIRTY_VGA),
+                             1);
+                }
+            } else {
+                CHECK_EQ(ms_as_read(as, a, U, buf, len), r_want);
+                CHECK(memcmp(buf, want, len) == 0);
             }
         }
         CHECK(memcmp(mem, model, SZ) == 0);
