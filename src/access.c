@@ -1435,10 +1435,6 @@ static void log_not_ram(ms_system *sys, const struct ms__dent *e, uint64_t gpa,
 }
 
 /*
- * The general loop: piece by piece, each translated in view @d.  @e is the
- * entry of @gpa (already looked up).
- */
-/*
  * How many of the @len bytes at @gpa, in a range with flags @f of table
  * @d that meets a sheet (dispatch.c), one copy may read (or write, if
  * @is_write) from the range's host memory on: up to the end of the sheet
@@ -1467,6 +1463,10 @@ static uint64_t sheet_rest(const struct ms__dispatch *d, uint32_t f,
     return len - 1 < rest_1 ? len : rest_1 + 1;
 }
 
+/*
+ * The general loop: piece by piece, each translated in view @d.  @e is the
+ * entry of @gpa (already looked up).
+ */
 static ms_tx_result rw_loop(ms_system *sys, const struct ms__dispatch *d,
                             const struct ms__dent *e, uint64_t gpa,
                             struct ms_attrs attrs, uint8_t *buf, uint64_t len,
