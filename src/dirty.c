@@ -154,10 +154,12 @@ MS_EXPORT bool ms_region_get_dirty(const ms_region *r, uint64_t offset,
 {
     uint64_t first, last;
     if (client > MS_DIRTY_MIGRATION ||
-        block_range(r, offset, size, &first, &last) < 0 || !r->dirty[client]) {
+        block_range(r, offset, size, &first, &last) < 0) {
         return false;
     }
-    return test_bits(r->dirty[client], first, last, false);
+    /* Any thread: the owner may be allocating the map (dirty_alloc()). */
+    unsigned long *map = __atomic_load_n(&r->dirty[client], __ATOMIC_ACQUIRE);
+    return map && test_bits(map, first, last, false);
 }
 
 MS_EXPORT unsigned ms_region_log_mask(const ms_region *r)
