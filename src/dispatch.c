@@ -304,6 +304,38 @@ static size_t big_sheets(struct ms__dent *d, size_t nr, unsigned shift,
     return n;
 }
 
+/* How many whole aligned pages of 2^shift bytes [x, y] holds. */
+static uint64_t pages_in(uint64_t x, uint64_t y, unsigned shift)
+{
+    uint64_t size = UINT64_C(1) << shift;
+    uint64_t first = (x + size - 1) & ~(size - 1);
+    if (first < x || first > y || y - first < size - 1) {
+        return 0;
+    }
+    return ((y - first - (size - 1)) >> shift) + 1;
+}
+
+/* @pages pages of 2^shift bytes in bytes, saturated. */
+static uint64_t page_bytes(uint64_t pages, unsigned shift)
+{
+    return pages > UINT64_MAX >> shift ? UINT64_MAX : pages << shift;
+}
+
+/*
+ * Whether entry @i continues the sheet-able stretch of entry i - 1: both
+ * RAM read directly, back to back in guest and host memory, and @i starts
+ * at an even address (an odd boundary makes every page holding it no
+ * sheet, so stretches are cut there).
+ */
+static bool continues(const struct ms__dent *d, size_t i)
+{
+    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    return i > 0 && (d[i].flags & rd) == rd && (d[i - 1].flags & rd) == rd &&
+           d[i].gpa == d[i - 1].last + 1 && d[i].gpa != 0 && !(d[i].gpa & 1) &&
+           (uintptr_t)d[i].host - (uintptr_t)d[i].gpa ==
+               (uintptr_t)d[i - 1].host - (uintptr_t)d[i - 1].gpa;
+}
+
 /*
  * The page size of the TLB's first level for these ranges (see
  * ms__dispatch.big_shift): of the sizes whose pages, each lying inside one
@@ -313,56 +345,65 @@ static size_t big_sheets(struct ms__dent *d, size_t nr, unsigned shift,
  * sheet tests a little more), then the largest (fewer pages to conflict).
  * Ranges are RAM of a VMM (a few large ones) or of a test bench (many
  * small ones, often slices of one buffer): one size per table fits both.
+ *
+ * Counting, linear: a page larger than 4 KiB is a sheet exactly when it
+ * lies inside one stretch of entries (continues()) but not inside one
+ * entry, so a size's sheets are the pages inside stretches less those
+ * inside entries.
  */
-static unsigned big_shift(struct ms__dent *d, size_t nr)
+static unsigned big_shift(const struct ms__dent *d, size_t nr)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
-    /* Bytes of the pages inside one range, and of sheets. */
-    uint64_t cover[MS__TLB_BIG_MAX + 1] = {0};
-    uint64_t sheets[MS__TLB_BIG_MAX + 1] = {0};
+    /* Pages inside one range, and inside one stretch. */
+    uint64_t whole[MS__TLB_BIG_MAX + 1] = {0};
+    uint64_t in_stretch[MS__TLB_BIG_MAX + 1] = {0};
+    uint64_t low_pages = 0; /* 4 KiB sheets (mark_pages()) */
     uint64_t low_page = UINT64_MAX; /* no page number: none yet */
+    size_t first = 0;               /* of the current stretch */
     for (size_t i = 0; i < nr; i++) {
         if (d[i].flags & MS__D_PAGE_LOW) { /* count each such page once */
             uint64_t page = d[i].gpa >> MS__PAGE_BITS;
-            if (page != low_page) {
-                sheets[MS__PAGE_BITS] += UINT64_C(1) << MS__PAGE_BITS;
-            }
+            low_pages += page != low_page;
             low_page = page;
-            continue;
         }
-        if ((d[i].flags & rd) != rd) {
-            continue;
-        }
-        for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
-            uint64_t size = UINT64_C(1) << s;
-            uint64_t first = (d[i].gpa + size - 1) & ~(size - 1);
-            if (first < d[i].gpa || first > d[i].last ||
-                d[i].last - first < size - 1) {
-                break; /* no page of this size, nor of larger ones */
+        if ((d[i].flags & rd) == rd) {
+            for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
+                uint64_t n = pages_in(d[i].gpa, d[i].last, s);
+                if (!n) {
+                    break; /* no page of this size, nor of larger ones */
+                }
+                whole[s] += n; /* at most 2^52 pages in all */
             }
-            /* The pages' bytes, less one (2^64 of them would not fit). */
-            uint64_t bytes_1 = (((d[i].last - first) >> s) << s) + size - 1;
-            uint64_t sum = cover[s] + bytes_1 + 1;
-            cover[s] = sum <= cover[s] ? UINT64_MAX : sum; /* saturated */
         }
-    }
-    for (unsigned s = MS__PAGE_BITS + 1; s <= MS__TLB_BIG_MAX; s++) {
-        /* At most nr < 2^34 sheets of at most 2^30 bytes: no overflow. */
-        sheets[s] = (uint64_t)big_sheets(d, nr, s, NULL) << s;
+        if (!continues(d, i)) {
+            first = i;
+        }
+        if ((d[i].flags & rd) == rd && (i + 1 == nr || !continues(d, i + 1))) {
+            for (unsigned s = MS__PAGE_BITS + 1; s <= MS__TLB_BIG_MAX; s++) {
+                uint64_t n = pages_in(d[first].gpa, d[i].last, s);
+                if (!n) {
+                    break;
+                }
+                in_stretch[s] += n;
+            }
+        }
     }
     unsigned best = MS__PAGE_BITS;
     uint64_t best_reach = 0, best_whole = 0;
     for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
         uint64_t most = (uint64_t)MS__TLB_SIZE << s;
-        uint64_t all = cover[s] + sheets[s];
-        all = all < cover[s] ? UINT64_MAX : all;
+        uint64_t sheets = s == MS__PAGE_BITS ? low_pages
+                                             : in_stretch[s] - whole[s];
+        uint64_t cover = page_bytes(whole[s], s);
+        uint64_t all = cover + page_bytes(sheets, s);
+        all = all < cover ? UINT64_MAX : all;
         uint64_t reach = all < most ? all : most;
-        uint64_t whole = cover[s] < most ? cover[s] : most;
+        uint64_t whole_reach = cover < most ? cover : most;
         if (reach && (reach > best_reach ||
-                      (reach == best_reach && whole >= best_whole))) {
+                      (reach == best_reach && whole_reach >= best_whole))) {
             best = s;
             best_reach = reach;
-            best_whole = whole;
+            best_whole = whole_reach;
         }
     }
     return best;
