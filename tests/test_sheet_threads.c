@@ -64,6 +64,7 @@ enum { PLAIN, BETWEEN, CHANGED };
 enum { E_HIDE, E_SHADOW, E_RO, E_LOG, SURE_PLAIN, NOT_SURE = -1 };
 static int failures; /* atomic */
 static uint64_t checks[READERS];
+static int started; /* atomic: readers that made their first access */
 static uint64_t strict; /* atomic: accesses to a slice surely changed */
 
 static uint8_t pat(uint64_t x)
@@ -296,7 +297,9 @@ static void *reader(void *arg)
         default:
             store(a, len);
         }
-        checks[id]++;
+        if (checks[id]++ == 0) {
+            __atomic_add_fetch(&started, 1, __ATOMIC_RELEASE);
+        }
     }
     return NULL;
 }
@@ -395,6 +398,9 @@ int main(int argc, char **argv)
     pthread_t th[READERS];
     for (int i = 0; i < READERS; i++) {
         pthread_create(&th[i], NULL, reader, (void *)(intptr_t)i);
+    }
+    while (__atomic_load_n(&started, __ATOMIC_ACQUIRE) < READERS) {
+        sched_yield(); /* every edit meets both readers */
     }
     for (unsigned t = 0; t < edits; t++) {
         one_edit(&s);
