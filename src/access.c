@@ -222,9 +222,9 @@ static ALWAYS_INLINE struct tlb_ent *tlb_entry(const struct ms__dispatch *d,
  * Whether @tag (of a table whose pages have offsets up to @mask) matches
  * the @len bytes at @gpa, which must then be in one of its blocks.  @len
  * is 1 to 8, or at most what is left of a 4 KiB page.  First a whole page
- * (a - 1 == @mask): the last byte must be in it.  Then a page of small
- * ranges: the bytes must be in the page and, above the block's bits, the
- * offsets of their first and last byte equal.
+ * (a - 1 == @mask): the last byte must be in it.  Then a sheet: the bytes
+ * must be in the page and, above the block's bits, the offsets of their
+ * first and last byte equal.
  */
 static ALWAYS_INLINE bool tlb_match(uint64_t tag, uint64_t mask, uint64_t gpa,
                                     uint64_t len)
@@ -329,8 +329,8 @@ sheet_find(const struct ms__dispatch *d, uint64_t gpa)
 /*
  * Whether and where the TLB may remember the page of @gpa (found in @e)
  * in table @d: the first level's page if it lies entirely in @e and @e is
- * RAM read directly, or is a sheet; else the 4 KiB one (or a 4 KiB page
- * of small ranges), in the first level if its pages are 4 KiB.  With the
+ * RAM read directly, or is a sheet; else the 4 KiB one (inside @e, or a
+ * 4 KiB sheet), in the first level if its pages are 4 KiB.  With the
  * page's a - 1 in @*low (0: the whole page is one block) and in @*w
  * whether writes may be cached too.
  */

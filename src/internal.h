@@ -233,8 +233,8 @@ struct ms__dispatch {
     /*
      * log2 of the page size of the TLB's first level for this table
      * (MS__PAGE_BITS to MS__TLB_BIG_MAX): the size whose pages, each
-     * inside one RAM range (or of small ranges, at 4 KiB), the
-     * MS__TLB_SIZE entries reach most of (dispatch.c).
+     * inside one RAM range or a sheet, the MS__TLB_SIZE entries reach
+     * most of (dispatch.c).
      */
     unsigned big_shift;
     uint64_t big_mask; /* (1 << big_shift) - 1, kept for the hit path */
