@@ -199,13 +199,16 @@ MS_EXPORT int ms_region_set_log(ms_region *r, bool on, unsigned client)
     ms__txn_begin(sys);
     if (on) {
         if (r->vga_log_count++ == 0) {
-            r->dirty_log_mask |= 1u << MS_DIRTY_VGA;
+            /* Atomic: read by ms_region_set_dirty() on any thread. */
+            __atomic_or_fetch(&r->dirty_log_mask, 1u << MS_DIRTY_VGA,
+                              __ATOMIC_RELAXED);
             if (r->enabled) {
                 sys->topology_pending = true;
             }
         }
     } else if (--r->vga_log_count == 0) {
-        r->dirty_log_mask &= (uint8_t) ~(1u << MS_DIRTY_VGA);
+        __atomic_and_fetch(&r->dirty_log_mask, (uint8_t) ~(1u << MS_DIRTY_VGA),
+                           __ATOMIC_RELAXED);
         if (r->enabled) {
             sys->topology_pending = true;
         }
@@ -253,7 +256,8 @@ static void topology_commit(ms_system *sys)
 
 static void do_stop(ms_system *sys, unsigned flags)
 {
-    sys->global_dirty &= ~flags;
+    /* Atomic: read by the dirty-marking calls on any thread. */
+    __atomic_and_fetch(&sys->global_dirty, ~flags, __ATOMIC_RELAXED);
     if (sys->global_dirty == 0) {
         topology_commit(sys);
         CALL_ALL(sys, true, log_global_stop);
@@ -287,7 +291,7 @@ MS_EXPORT int ms_dirty_global_start(ms_system *sys, unsigned flags)
     flags &= ~sys->global_dirty;
     if (flags) {
         bool was_off = sys->global_dirty == 0;
-        sys->global_dirty |= flags;
+        __atomic_or_fetch(&sys->global_dirty, flags, __ATOMIC_RELAXED);
         if (was_off) {
             CALL_ALL(sys, false, log_global_start);
             topology_commit(sys);
@@ -534,7 +538,7 @@ MS_EXPORT int ms_region_merge_dirty(ms_region *r, uint64_t offset,
         return -ERANGE;
     }
     unsigned mask = 1u << MS_DIRTY_VGA;
-    if (r->sys->global_dirty) {
+    if (__atomic_load_n(&r->sys->global_dirty, __ATOMIC_RELAXED)) {
         mask |= 1u << MS_DIRTY_MIGRATION;
     }
     uint32_t tps = r->sys->target_page_size;

@@ -145,9 +145,10 @@ static uint32_t ceil_node(const struct render *st, uint64_t x)
 
 uint8_t ms__region_log_mask(const ms_region *r)
 {
-    uint8_t mask = r->dirty_log_mask;
+    /* Atomic: ms_region_set_dirty() asks from any thread. */
+    uint8_t mask = __atomic_load_n(&r->dirty_log_mask, __ATOMIC_RELAXED);
     /* QEMU logs IOMMUs for migration too (spec 6.1). */
-    if (r->sys->global_dirty &&
+    if (__atomic_load_n(&r->sys->global_dirty, __ATOMIC_RELAXED) &&
         (r->has_block || r->kind == MS_REGION_IOMMU)) {
         mask |= 1u << MS_DIRTY_MIGRATION;
     }

@@ -23,7 +23,9 @@
  *   error), with at most one slice not pat (one view per access);
  * - reader 1 does the same in the upper half and also stores pat values
  *   there (so memory keeps its patterns), which must succeed or fail with
- *   a decode error (hidden or read-only slice), never anything else.
+ *   a decode error (hidden or read-only slice), never anything else; now
+ *   and then it also marks a slice dirty by hand (ms_region_set_dirty(),
+ *   any thread) while the owner turns its logging on and off.
  * When the word did not change during an access and says the change is in
  * effect (or undone), the access must see exactly that: a hidden slice
  * reads 0 with a decode error, a shadowed one ~pat, a read-only one
@@ -296,6 +298,14 @@ static void *reader(void *arg)
         }
         default:
             store(a, len);
+            if ((x >> 50) % 16 == 0) {
+                /* A device model marking pages by hand (any thread),
+                 * while the owner turns logging on and off. */
+                unsigned k = slice_of(a);
+                if (ms_region_set_dirty(slice[k], 0, 1) != 0) {
+                    fail("ms_region_set_dirty failed", a, 1);
+                }
+            }
         }
         if (checks[id]++ == 0) {
             __atomic_add_fetch(&started, 1, __ATOMIC_RELEASE);
