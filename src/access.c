@@ -303,19 +303,25 @@ tlb_small(const struct ms__dispatch *d, uint64_t gpa, uint64_t len,
 enum tlb_level { TLB_NO, TLB_SMALL, TLB_BIG };
 
 /*
- * The first-level page of @gpa in table @d if it is a sheet (dispatch.c),
- * else NULL: a binary search, on misses only.
+ * The sheet (dispatch.c) holding @gpa, in a range with flags @f of table
+ * @d: the first level's page if it is one (a binary search, on misses
+ * only), else the 4 KiB page if that is one.  Returns its size (log2),
+ * with its a - 1 in @*low and in @*w whether writes may copy to host
+ * too; 0 if neither is a sheet.
  */
-static __attribute__((noinline)) const struct ms__sheet *
-sheet_find(const struct ms__dispatch *d, uint64_t gpa)
+static __attribute__((noinline)) unsigned
+sheet_at(const struct ms__dispatch *d, uint32_t f, uint64_t gpa,
+         uint64_t *low, bool *w)
 {
     uint64_t page = gpa & ~d->big_mask;
-    size_t lo = 0, hi = d->nr_sheets;
+    size_t lo = 0, hi = f & MS__D_SHEET ? d->nr_sheets : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         uint64_t p = d->sheets[mid].tag & ~d->big_mask;
         if (p == page) {
-            return &d->sheets[mid];
+            *low = d->sheets[mid].tag & d->big_mask;
+            *w = d->sheets[mid].w;
+            return d->big_shift;
         }
         if (p < page) {
             lo = mid + 1;
@@ -323,7 +329,12 @@ sheet_find(const struct ms__dispatch *d, uint64_t gpa)
             hi = mid;
         }
     }
-    return NULL;
+    if (f & MS__D_PAGE_LOW) {
+        *low = (f & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
+        *w = (f & MS__D_PAGE_W) != 0;
+        return TLB_PAGE_BITS;
+    }
+    return 0;
 }
 
 /*
@@ -352,18 +363,11 @@ static ALWAYS_INLINE enum tlb_level tlb_fits(const struct ms__dent *e,
     if (big >= e->gpa && e->last - big >= ((uint64_t)1 << shift) - 1) {
         return TLB_BIG;
     }
-    if (flags & MS__D_SHEET) {
-        const struct ms__sheet *sh = sheet_find(d, gpa);
-        if (sh) {
-            *low = sh->tag & d->big_mask;
-            *w = sh->w != 0;
-            return TLB_BIG;
+    if (flags & (MS__D_SHEET | MS__D_PAGE_LOW)) {
+        unsigned s = sheet_at(d, flags, gpa, low, w);
+        if (s) {
+            return s == TLB_PAGE_BITS ? small : TLB_BIG;
         }
-    }
-    if (flags & MS__D_PAGE_LOW) {
-        *low = (flags & MS__D_PAGE_LOW) >> MS__D_PAGE_SHIFT;
-        *w = (flags & MS__D_PAGE_W) != 0;
-        return small;
     }
     uint64_t page = gpa & ~(TLB_PAGE - 1);
     return page >= e->gpa && e->last - page >= TLB_PAGE - 1 ? small : TLB_NO;
@@ -394,12 +398,11 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
                                       enum tlb_level level, unsigned shift,
                                       uint64_t ret)
 {
-    if (level == TLB_BIG) {
-        t = tlb_big(t, shift, gpa);
-    } else {
+    if (level != TLB_BIG) {
+        t += TLB_SIZE; /* the 4 KiB level (tlb_entry()) */
         shift = TLB_PAGE_BITS;
-        t = &t[TLB_SIZE + ((gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1))];
     }
+    t = tlb_big(t, shift, gpa);
     uint64_t size = (uint64_t)1 << shift;
     uint64_t tag = (gpa & ~(size - 1)) | (low ? low : size - 1);
     t->gen = gen;
@@ -1438,29 +1441,22 @@ static void log_not_ram(ms_system *sys, const struct ms__dent *e, uint64_t gpa,
  * How many of the @len bytes at @gpa, in a range with flags @f of table
  * @d that meets a sheet (dispatch.c), one copy may read (or write, if
  * @is_write) from the range's host memory on: up to the end of the sheet
- * holding @gpa, if there is one and, for a write, every range of it is
- * written directly and unlogged; else @l, the bytes left in the range.
+ * holding @gpa (sheet_at()), if there is one and, for a write, every range
+ * of it is written directly and unlogged; else @l, the bytes left in the
+ * range.
  */
 static uint64_t sheet_rest(const struct ms__dispatch *d, uint32_t f,
                            uint64_t gpa, uint64_t len, bool is_write,
                            uint64_t l)
 {
-    uint64_t page_last = 0; /* the sheet's last byte; 0: none */
-    if (f & MS__D_SHEET) {
-        const struct ms__sheet *sh = sheet_find(d, gpa);
-        if (sh && (!is_write || sh->w)) {
-            page_last = gpa | d->big_mask;
-        }
-    }
-    if (!page_last && (f & MS__D_PAGE_LOW) &&
-        (!is_write || (f & MS__D_PAGE_W))) {
-        page_last = gpa | (TLB_PAGE - 1);
-    }
-    if (!page_last) {
+    uint64_t low;
+    bool w;
+    unsigned shift = sheet_at(d, f, gpa, &low, &w);
+    if (!shift || (is_write && !w)) {
         return l;
     }
-    uint64_t rest_1 = page_last - gpa; /* bytes left, less one */
-    return len - 1 < rest_1 ? len : rest_1 + 1;
+    uint64_t rest_1 = (gpa | ((UINT64_C(1) << shift) - 1)) - gpa;
+    return len - 1 < rest_1 ? len : rest_1 + 1; /* rest_1: bytes left - 1 */
 }
 
 /*

@@ -206,10 +206,26 @@ static void page_span(const struct ms__dent *d, size_t nr, size_t i,
 }
 
 /*
+ * Whether entry @i continues the sheet-able stretch of entry i - 1: both
+ * RAM read directly, back to back in guest and host memory, and @i starts
+ * at an even address (an odd boundary makes every page holding it no
+ * sheet, so stretches are cut there).
+ */
+static bool continues(const struct ms__dent *d, size_t i)
+{
+    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
+    return i > 0 && (d[i].flags & rd) == rd && (d[i - 1].flags & rd) == rd &&
+           d[i].gpa == d[i - 1].last + 1 && d[i].gpa != 0 && !(d[i].gpa & 1) &&
+           (uintptr_t)d[i].host - (uintptr_t)d[i].gpa ==
+               (uintptr_t)d[i - 1].host - (uintptr_t)d[i - 1].gpa;
+}
+
+/*
  * Whether the page [page, page + pmask], met by entries s to t, is a
  * sheet: covered by two or more RAM ranges read directly, back to back in
  * guest and in host memory (one host address = gpa + addend for all),
- * whose boundaries inside the page are all multiples of some a >= 2.
+ * whose boundaries inside the page are all multiples of some a >= 2 (the
+ * page lies inside one stretch: continues()).
  * Returns a - 1 for the largest such a, with @*w whether every range is
  * written directly and unlogged; or 0.  An access inside one a-aligned
  * block of the page then crosses no range end (access.c caches such
@@ -218,38 +234,32 @@ static void page_span(const struct ms__dent *d, size_t nr, size_t i,
 static uint64_t sheet_low(const struct ms__dent *d, size_t s, size_t t,
                           uint64_t page, uint64_t pmask, bool *w)
 {
-    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
     if (s == t || d[s].gpa > page || d[t].last < page + pmask) {
         return 0;
     }
-    uintptr_t addend = (uintptr_t)d[s].host - (uintptr_t)d[s].gpa;
     uint64_t bounds = 0;
     bool wr = true;
     for (size_t k = s; k <= t; k++) {
-        if ((d[k].flags & rd) != rd ||
-            (uintptr_t)d[k].host - (uintptr_t)d[k].gpa != addend ||
-            (k > s && d[k].gpa != d[k - 1].last + 1)) {
+        if (k > s && !continues(d, k)) {
             return 0;
         }
         wr = wr && (d[k].flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
                        MS__D_DIRECT_WRITE;
-        if (k > s) {
-            bounds |= d[k].gpa; /* inside the page: not a multiple of it */
-        }
+        bounds |= k > s ? d[k].gpa : 0; /* inside: no multiple of the page */
     }
-    uint64_t a = bounds & (0 - bounds); /* lowest boundary bit */
     *w = wr;
-    return a >= 2 ? a - 1 : 0;
+    return (bounds & (0 - bounds)) - 1; /* the lowest boundary bit, less 1 */
 }
 
 /*
  * Set the MS__D_PAGE_* bits (internal.h) of the entries lying inside one
- * 4 KiB page that is a sheet.  Linear: each page is looked at once, from
- * its first such entry.
+ * 4 KiB page that is a sheet; returns how many such pages there are.
+ * Linear: each page is looked at once, from its first such entry.
  */
-static void mark_pages(struct ms__dent *d, size_t nr)
+static uint64_t mark_pages(struct ms__dent *d, size_t nr)
 {
     const uint64_t pmask = (UINT64_C(1) << MS__PAGE_BITS) - 1;
+    uint64_t pages = 0;
     size_t i = 0;
     while (i < nr) {
         uint64_t page = d[i].gpa & ~pmask;
@@ -267,19 +277,21 @@ static void mark_pages(struct ms__dent *d, size_t nr)
                               (w ? MS__D_PAGE_W : 0);
             }
         }
+        pages += low != 0; /* entry i, inside the page, was marked */
         i = t + 1;
     }
+    return pages;
 }
 
 /*
- * The sheets among the pages of 2^shift bytes (shift > MS__PAGE_BITS): a
- * page is one only if a range starts inside it, so each is looked at once,
- * from the first such range.  Returns how many there are; if @out, also
- * stores them there (in address order) and flags their ranges
- * MS__D_SHEET.
+ * Store the sheets among the pages of 2^shift bytes (shift >
+ * MS__PAGE_BITS) in @out (in address order, at most @cap of them) and
+ * flag their ranges MS__D_SHEET; returns how many were stored.  A page is
+ * one only if a range starts inside it, so each is looked at once, from
+ * the first such range.
  */
 static size_t big_sheets(struct ms__dent *d, size_t nr, unsigned shift,
-                         struct ms__sheet *out)
+                         struct ms__sheet *out, size_t cap)
 {
     const uint64_t pmask = (UINT64_C(1) << shift) - 1;
     size_t n = 0;
@@ -292,13 +304,12 @@ static size_t big_sheets(struct ms__dent *d, size_t nr, unsigned shift,
         page_span(d, nr, i, page, pmask, &s, &t);
         bool w = false;
         uint64_t low = sheet_low(d, s, t, page, pmask, &w);
-        if (low && out) {
-            out[n] = (struct ms__sheet){.tag = page | low, .w = w};
+        if (low && n < cap) {
+            out[n++] = (struct ms__sheet){.tag = page | low, .w = w};
             for (size_t k = s; k <= t; k++) {
                 d[k].flags |= MS__D_SHEET;
             }
         }
-        n += low != 0;
         i = t; /* every later range starting in the page is in [s, t] */
     }
     return n;
@@ -322,21 +333,6 @@ static uint64_t page_bytes(uint64_t pages, unsigned shift)
 }
 
 /*
- * Whether entry @i continues the sheet-able stretch of entry i - 1: both
- * RAM read directly, back to back in guest and host memory, and @i starts
- * at an even address (an odd boundary makes every page holding it no
- * sheet, so stretches are cut there).
- */
-static bool continues(const struct ms__dent *d, size_t i)
-{
-    const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
-    return i > 0 && (d[i].flags & rd) == rd && (d[i - 1].flags & rd) == rd &&
-           d[i].gpa == d[i - 1].last + 1 && d[i].gpa != 0 && !(d[i].gpa & 1) &&
-           (uintptr_t)d[i].host - (uintptr_t)d[i].gpa ==
-               (uintptr_t)d[i - 1].host - (uintptr_t)d[i - 1].gpa;
-}
-
-/*
  * The page size of the TLB's first level for these ranges (see
  * ms__dispatch.big_shift): of the sizes whose pages, each lying inside one
  * RAM range read directly or a sheet (after mark_pages() for 4 KiB pages),
@@ -349,23 +345,18 @@ static bool continues(const struct ms__dent *d, size_t i)
  * Counting, linear: a page larger than 4 KiB is a sheet exactly when it
  * lies inside one stretch of entries (continues()) but not inside one
  * entry, so a size's sheets are the pages inside stretches less those
- * inside entries.
+ * inside entries; @low_pages 4 KiB pages are sheets (mark_pages()).  With
+ * the chosen size's number of sheets in @*nr_sheets.
  */
-static unsigned big_shift(const struct ms__dent *d, size_t nr)
+static unsigned big_shift(const struct ms__dent *d, size_t nr,
+                          uint64_t low_pages, uint64_t *nr_sheets)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
     /* Pages inside one range, and inside one stretch. */
     uint64_t whole[MS__TLB_BIG_MAX + 1] = {0};
     uint64_t in_stretch[MS__TLB_BIG_MAX + 1] = {0};
-    uint64_t low_pages = 0; /* 4 KiB sheets (mark_pages()) */
-    uint64_t low_page = UINT64_MAX; /* no page number: none yet */
-    size_t first = 0;               /* of the current stretch */
+    size_t first = 0; /* of the current stretch */
     for (size_t i = 0; i < nr; i++) {
-        if (d[i].flags & MS__D_PAGE_LOW) { /* count each such page once */
-            uint64_t page = d[i].gpa >> MS__PAGE_BITS;
-            low_pages += page != low_page;
-            low_page = page;
-        }
         if ((d[i].flags & rd) == rd) {
             for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
                 uint64_t n = pages_in(d[i].gpa, d[i].last, s);
@@ -390,6 +381,7 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr)
     }
     unsigned best = MS__PAGE_BITS;
     uint64_t best_reach = 0, best_whole = 0;
+    *nr_sheets = 0;
     for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
         uint64_t most = (uint64_t)MS__TLB_SIZE << s;
         uint64_t sheets = s == MS__PAGE_BITS ? low_pages
@@ -404,6 +396,7 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr)
             best = s;
             best_reach = reach;
             best_whole = whole_reach;
+            *nr_sheets = s == MS__PAGE_BITS ? 0 : sheets; /* big_sheets() */
         }
     }
     return best;
@@ -437,21 +430,19 @@ int ms__dispatch_build(ms_flatview *fv)
     for (size_t i = 0; i < fv->nr; i++) {
         ms__access_dent_init(&dents[i], &fv->ranges[i]);
     }
-    mark_pages(dents, fv->nr);
-    set_big_shift(disp, big_shift(dents, fv->nr));
-    size_t nr_sheets = disp->big_shift > MS__PAGE_BITS
-                           ? big_sheets(dents, fv->nr, disp->big_shift, NULL)
-                           : 0;
-    if (nr_sheets) {
-        struct ms__sheet *sh = malloc(nr_sheets * sizeof(*sh));
+    uint64_t nr_sheets;
+    set_big_shift(disp, big_shift(dents, fv->nr, mark_pages(dents, fv->nr),
+                                  &nr_sheets));
+    if (nr_sheets) { /* at most one per range */
+        struct ms__sheet *sh = malloc((size_t)nr_sheets * sizeof(*sh));
         if (!sh) {
             table_free(dents, disp->dents_map_len);
             memset(disp, 0, sizeof(*disp));
             return -ENOMEM;
         }
-        big_sheets(dents, fv->nr, disp->big_shift, sh);
         disp->sheets = sh;
-        disp->nr_sheets = nr_sheets;
+        disp->nr_sheets =
+            big_sheets(dents, fv->nr, disp->big_shift, sh, (size_t)nr_sheets);
     }
     disp->dents = dents;
     disp->nr = fv->nr;

@@ -185,8 +185,9 @@ struct ms__dent {
  * page is a sheet, all RAM read directly, in ranges back to back whose
  * host memory is too (one host address = gpa + addend for the page), and
  * a - 1, with a (2 to 2048) the largest power of two dividing every range
- * boundary in the page; 0: not so.  An access inside one a-aligned block then crosses
- * no range end, which is what the TLB of access.c needs to cache the page.
+ * boundary in the page; 0: not so.  An access inside one a-aligned block
+ * then crosses no range end, which is what the TLB of access.c needs to
+ * cache the page.
  * MS__D_PAGE_W: and every range is written directly, unlogged.
  */
 #define MS__PAGE_BITS 12u
@@ -203,7 +204,7 @@ struct ms__dent {
  */
 struct ms__sheet {
     uint64_t tag;
-    uint64_t w;
+    bool w;
 };
 
 struct ms__dnode {

@@ -1566,6 +1566,15 @@ static void test_topology_change(void)
     teardown();
 }
 
+/* RAM over the caller's @host, of @size bytes, at @at. */
+static ms_region *add_host_ram(const char *name, void *host, uint64_t size,
+                               uint64_t at, int32_t prio)
+{
+    ms_region *r = tu_host_ram(sys, name, host, size);
+    tu_add(root, at, r, prio);
+    return r;
+}
+
 /*
  * @n RAM ranges over @mem at @at, back to back, of @size bytes each but
  * the last, which reaches @total; they go in @piece.
@@ -1575,13 +1584,8 @@ static void add_pieces(ms_region **piece, unsigned n, uint8_t *mem,
 {
     for (unsigned i = 0; i < n; i++) {
         uint64_t off = (uint64_t)i * size;
-        piece[i] = add_region(
-            (struct ms_region_config){.kind = MS_REGION_RAM,
-                                      .name = "piece",
-                                      .size = i + 1 < n ? size : total - off,
-                                      .backing = MS_RAM_HOST,
-                                      .host = mem + off},
-            at + off, 0);
+        piece[i] = add_host_ram("piece", mem + off,
+                                i + 1 < n ? size : total - off, at + off, 0);
     }
 }
 
@@ -1600,12 +1604,7 @@ static void test_tlb_small_ranges(void)
     /* 0x1000-0x1fff in 40-byte pieces (the last one shorter), then a page. */
     ms_region *piece[103];
     add_pieces(piece, 103, mem, 0x1000, 40, 0x1000);
-    add_region((struct ms_region_config){.kind = MS_REGION_RAM,
-                                         .name = "page",
-                                         .size = 0x1000,
-                                         .backing = MS_RAM_HOST,
-                                         .host = mem + 0x1000},
-               0x2000, 0);
+    add_host_ram("page", mem + 0x1000, 0x1000, 0x2000, 0);
     uint64_t want;
     ms_tx_result r;
     for (int pass = 0; pass < 2; pass++) { /* the second from the TLB */
@@ -1785,20 +1784,14 @@ static void test_tlb_random(void)
             }
             for (int pass = 0; pass < 2; pass++) {
                 ms_tx_result got_r;
-                uint64_t got = sz == 1   ? ms_as_ldub(as, a, U, &got_r)
-                               : sz == 2 ? ms_as_lduw_le(as, a, U, &got_r)
-                               : sz == 4 ? ms_as_ldl_le(as, a, U, &got_r)
-                                         : ms_as_ldq_le(as, a, U, &got_r);
+                uint64_t got = tu_load(as, a, sz, &got_r);
                 CHECK_EQ(got, want);
                 CHECK_EQ(got_r, inside ? MS_TX_OK : MS_TX_DECODE_ERROR);
             }
             uint64_t v = tlb_rand(UINT64_MAX) & (sz == 8 ? UINT64_MAX
                                                           : (1ull << 8 * sz) - 1);
             for (int pass = 0; pass < 2; pass++) {
-                ms_tx_result wr = sz == 1   ? ms_as_stb(as, a, v, U)
-                                  : sz == 2 ? ms_as_stw_le(as, a, v, U)
-                                  : sz == 4 ? ms_as_stl_le(as, a, v, U)
-                                            : ms_as_stq_le(as, a, v, U);
+                ms_tx_result wr = tu_store(as, a, v, sz);
                 CHECK_EQ(wr, inside ? MS_TX_OK : MS_TX_DECODE_ERROR);
                 v = ~v & (sz == 8 ? UINT64_MAX : (1ull << 8 * sz) - 1);
             }
@@ -1830,22 +1823,6 @@ static void put_le(uint8_t *p, uint64_t v, unsigned len)
     }
 }
 
-static uint64_t load_n(uint64_t a, unsigned len, ms_tx_result *r)
-{
-    return len == 1   ? ms_as_ldub(as, a, U, r)
-           : len == 2 ? ms_as_lduw_le(as, a, U, r)
-           : len == 4 ? ms_as_ldl_le(as, a, U, r)
-                      : ms_as_ldq_le(as, a, U, r);
-}
-
-static ms_tx_result store_n(uint64_t a, uint64_t v, unsigned len)
-{
-    return len == 1   ? ms_as_stb(as, a, v, U)
-           : len == 2 ? ms_as_stw_le(as, a, v, U)
-           : len == 4 ? ms_as_stl_le(as, a, v, U)
-                      : ms_as_stq_le(as, a, v, U);
-}
-
 /*
  * First-level pages above 4 KiB made of small RAM ranges back to back in
  * one host buffer (sheets, dispatch.c) are cached whole; yet a typed
@@ -1864,6 +1841,7 @@ static void test_tlb_big_sheets_in(bool odd)
 {
     enum { SZ = 6 << 20, PIECE = 1336, NP = (SZ + PIECE - 1) / PIECE };
     enum { ROUNDS = 30, ACC = 1500, ODD = NP / 2 };
+    /* HIDE to LOG: TU_HIDE to TU_LOG, one up. */
     enum { KEEP, HIDE, RO, LOG, SHADOW };
     setup();
     uint8_t *mem = aligned_alloc(4096, SZ), *model = malloc(SZ);
@@ -1880,13 +1858,8 @@ static void test_tlb_big_sheets_in(bool odd)
     }
     CHECK_OK(ms_txn_begin(sys)); /* one view, not one per range */
     for (unsigned k = 0; k < NP; k++) {
-        piece[k] = add_region(
-            (struct ms_region_config){.kind = MS_REGION_RAM,
-                                      .name = "piece",
-                                      .size = start[k + 1] - start[k],
-                                      .backing = MS_RAM_HOST,
-                                      .host = mem + start[k]},
-            start[k], 0);
+        piece[k] = add_host_ram("piece", mem + start[k],
+                                start[k + 1] - start[k], start[k], 0);
     }
     CHECK_OK(ms_txn_commit(sys));
     for (int round = 0; round < ROUNDS; round++) {
@@ -1894,22 +1867,12 @@ static void test_tlb_big_sheets_in(bool odd)
         unsigned what = round == 0 ? KEEP : (unsigned)tlb_rand(5);
         ms_region *shadow = NULL;
         uint64_t base = start[w], wlen = start[w + 1] - start[w];
-        if (what == HIDE) {
-            CHECK_OK(ms_region_set_enabled(piece[w], false));
-        } else if (what == RO) {
-            CHECK_OK(ms_region_set_readonly(piece[w], true));
-        } else if (what == LOG) {
-            CHECK_OK(ms_region_set_log(piece[w], true, MS_DIRTY_VGA));
+        if (what >= HIDE && what <= LOG) {
+            CHECK_OK(tu_change(piece[w], what - HIDE, true));
         } else if (what == SHADOW) {
             memcpy(alt, mem + base, wlen);
             memcpy(alt_model, alt, wlen);
-            shadow = add_region(
-                (struct ms_region_config){.kind = MS_REGION_RAM,
-                                          .name = "shadow",
-                                          .size = wlen,
-                                          .backing = MS_RAM_HOST,
-                                          .host = alt},
-                base, 1);
+            shadow = add_host_ram("shadow", alt, wlen, base, 1);
         }
         for (int n = 0; n < ACC; n++) {
             unsigned len = 1u << tlb_rand(4);
@@ -1938,7 +1901,7 @@ static void test_tlb_big_sheets_in(bool odd)
                 ms_tx_result r;
                 if (is_store) {
                     uint64_t v = tlb_rand(UINT64_MAX);
-                    CHECK_EQ(store_n(a, v, len),
+                    CHECK_EQ(tu_store(as, a, v, len),
                              ok ? MS_TX_OK : MS_TX_DECODE_ERROR);
                     if (ok) {
                         put_le(src, v, len);
@@ -1949,7 +1912,7 @@ static void test_tlb_big_sheets_in(bool odd)
                                  1);
                     }
                 } else {
-                    uint64_t v = load_n(a, len, &r);
+                    uint64_t v = tu_load(as, a, len, &r);
                     CHECK_EQ(r, ok ? MS_TX_OK : MS_TX_DECODE_ERROR);
                     CHECK_EQ(v, ok ? get_le(src, len) : 0);
                 }
@@ -1998,12 +1961,8 @@ static void test_tlb_big_sheets_in(bool odd)
             CHECK(memcmp(alt, alt_model, wlen) == 0);
             REQUIRE(ms_region_del(root, shadow) == 0);
         }
-        if (what == HIDE) {
-            CHECK_OK(ms_region_set_enabled(piece[w], true));
-        } else if (what == RO) {
-            CHECK_OK(ms_region_set_readonly(piece[w], false));
-        } else if (what == LOG) {
-            CHECK_OK(ms_region_set_log(piece[w], false, MS_DIRTY_VGA));
+        if (what >= HIDE && what <= LOG) {
+            CHECK_OK(tu_change(piece[w], what - HIDE, false));
         }
     }
     teardown();

@@ -63,7 +63,14 @@ static int stop;     /* atomic */
  */
 static uint64_t state;
 enum { PLAIN, BETWEEN, CHANGED };
-enum { E_HIDE, E_SHADOW, E_RO, E_LOG, SURE_PLAIN, NOT_SURE = -1 };
+enum {
+    E_HIDE = TU_HIDE,
+    E_RO = TU_READONLY,
+    E_LOG = TU_LOG,
+    E_SHADOW,
+    SURE_PLAIN,
+    NOT_SURE = -1
+};
 static int failures; /* atomic */
 static uint64_t checks[READERS];
 static int started; /* atomic: readers that made their first access */
@@ -155,10 +162,7 @@ static void typed_load(uint64_t a, unsigned len)
 {
     ms_tx_result r;
     uint64_t c0 = load_state();
-    uint64_t v = len == 1   ? ms_as_ldub(as, a, U, &r)
-                 : len == 2 ? ms_as_lduw_le(as, a, U, &r)
-                 : len == 4 ? ms_as_ldl_le(as, a, U, &r)
-                            : ms_as_ldq_le(as, a, U, &r);
+    uint64_t v = tu_load(as, a, len, &r);
     uint64_t c1 = load_state();
     if (slice_of(a) != slice_of(a + len - 1)) {
         if (r != MS_TX_DECODE_ERROR || v != 0) {
@@ -237,10 +241,7 @@ static void store(uint64_t a, unsigned len)
         v |= (uint64_t)pat(a + i) << 8 * i;
     }
     uint64_t c0 = load_state();
-    ms_tx_result r = len == 1   ? ms_as_stb(as, a, v, U)
-                     : len == 2 ? ms_as_stw_le(as, a, v, U)
-                     : len == 4 ? ms_as_stl_le(as, a, v, U)
-                                : ms_as_stq_le(as, a, v, U);
+    ms_tx_result r = tu_store(as, a, v, len);
     unsigned k = slice_of(a);
     /* Read before the state again: the bitmap is then the logged one. */
     bool marked =
@@ -328,48 +329,25 @@ static void one_edit(uint64_t *s)
     uint64_t size = start[k + 1] - start[k];
     ms_region *shadow = NULL;
     set_state(k, what, BETWEEN);
-    switch (what) {
-    case E_HIDE:
-        REQUIRE(ms_region_set_enabled(slice[k], false) == 0);
-        break;
-    case E_SHADOW:
+    if (what == E_SHADOW) {
         /* No reader can see the last shadow any more (its view was
          * retired and waited for by the commit that removed it). */
         for (uint64_t i = 0; i < size; i++) {
             shadow_mem[i] = (uint8_t)(pat(start[k] + i) ^ 0xff);
         }
-        REQUIRE(ms_region_new(sys,
-                              &(struct ms_region_config){
-                                  .kind = MS_REGION_RAM,
-                                  .name = "shadow",
-                                  .size = size,
-                                  .backing = MS_RAM_HOST,
-                                  .host = shadow_mem},
-                              &shadow) == 0);
+        shadow = tu_host_ram(sys, "shadow", shadow_mem, size);
         REQUIRE(ms_region_add_prio(root, start[k], shadow, 1) == 0);
-        break;
-    case E_RO:
-        REQUIRE(ms_region_set_readonly(slice[k], true) == 0);
-        break;
-    default:
-        REQUIRE(ms_region_set_log(slice[k], true, MS_DIRTY_VGA) == 0);
+    } else {
+        REQUIRE(tu_change(slice[k], what, true) == 0);
     }
     set_state(k, what, CHANGED);
     sched_yield();
     set_state(k, what, BETWEEN);
-    switch (what) {
-    case E_HIDE:
-        REQUIRE(ms_region_set_enabled(slice[k], true) == 0);
-        break;
-    case E_SHADOW:
+    if (shadow) {
         REQUIRE(ms_region_del(root, shadow) == 0);
         ms_region_unref(shadow);
-        break;
-    case E_RO:
-        REQUIRE(ms_region_set_readonly(slice[k], false) == 0);
-        break;
-    default:
-        REQUIRE(ms_region_set_log(slice[k], false, MS_DIRTY_VGA) == 0);
+    } else {
+        REQUIRE(tu_change(slice[k], what, false) == 0);
     }
     set_state(k, what, PLAIN);
 }
@@ -391,14 +369,7 @@ int main(int argc, char **argv)
         uint64_t size = 64 * (1 + next_rnd(&s) % 32);
         size = size < SZ - at ? size : SZ - at;
         start[nslices] = at;
-        REQUIRE(ms_region_new(sys,
-                              &(struct ms_region_config){
-                                  .kind = MS_REGION_RAM,
-                                  .name = "slice",
-                                  .size = size,
-                                  .backing = MS_RAM_HOST,
-                                  .host = mem + at},
-                              &slice[nslices]) == 0);
+        slice[nslices] = tu_host_ram(sys, "slice", mem + at, size);
         REQUIRE(ms_region_add(root, at, slice[nslices]) == 0);
         at += size;
     }

@@ -100,6 +100,46 @@ ms_region *tu_alias(ms_system *sys, const char *name, ms_region *target,
                                              .alias_offset = offset});
 }
 
+ms_region *tu_host_ram(ms_system *sys, const char *name, void *host,
+                       uint64_t size)
+{
+    return tu_region(sys, (struct ms_region_config){.kind = MS_REGION_RAM,
+                                                    .name = name,
+                                                    .size = size,
+                                                    .backing = MS_RAM_HOST,
+                                                    .host = host});
+}
+
+uint64_t tu_load(ms_as *as, uint64_t gpa, unsigned len, ms_tx_result *res)
+{
+    struct ms_attrs u = MS_ATTRS_UNSPECIFIED;
+    return len == 1   ? ms_as_ldub(as, gpa, u, res)
+           : len == 2 ? ms_as_lduw_le(as, gpa, u, res)
+           : len == 4 ? ms_as_ldl_le(as, gpa, u, res)
+                      : ms_as_ldq_le(as, gpa, u, res);
+}
+
+ms_tx_result tu_store(ms_as *as, uint64_t gpa, uint64_t v, unsigned len)
+{
+    struct ms_attrs u = MS_ATTRS_UNSPECIFIED;
+    return len == 1   ? ms_as_stb(as, gpa, (uint8_t)v, u)
+           : len == 2 ? ms_as_stw_le(as, gpa, (uint16_t)v, u)
+           : len == 4 ? ms_as_stl_le(as, gpa, (uint32_t)v, u)
+                      : ms_as_stq_le(as, gpa, v, u);
+}
+
+int tu_change(ms_region *r, enum tu_change what, bool on)
+{
+    switch (what) {
+    case TU_HIDE:
+        return ms_region_set_enabled(r, !on);
+    case TU_READONLY:
+        return ms_region_set_readonly(r, on);
+    default:
+        return ms_region_set_log(r, on, MS_DIRTY_VGA);
+    }
+}
+
 void tu_add(ms_region *c, uint64_t offset, ms_region *sub, int32_t prio)
 {
     int err = ms_region_add_prio(c, offset, sub, prio);

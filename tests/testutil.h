@@ -19,8 +19,22 @@ ms_region *tu_iommu(ms_system *sys, const char *name, uint64_t size,
                     const struct ms_iommu_ops *ops, void *opaque);
 ms_region *tu_alias(ms_system *sys, const char *name, ms_region *target,
                     uint64_t offset, uint64_t size);
+/* RAM over the caller's memory @host (MS_RAM_HOST). */
+ms_region *tu_host_ram(ms_system *sys, const char *name, void *host,
+                       uint64_t size);
 /* Add and drop the caller's reference (the container keeps one). */
 void tu_add(ms_region *c, uint64_t offset, ms_region *sub, int32_t prio);
+
+/* Little-endian typed load or store of @len = 1, 2, 4 or 8 bytes. */
+uint64_t tu_load(ms_as *as, uint64_t gpa, unsigned len, ms_tx_result *res);
+ms_tx_result tu_store(ms_as *as, uint64_t gpa, uint64_t v, unsigned len);
+
+/*
+ * Hide (TU_HIDE: disable), write-protect (TU_READONLY) or log for the VGA
+ * client (TU_LOG) @r if @on, else undo it; returns the call's result.
+ */
+enum tu_change { TU_HIDE, TU_READONLY, TU_LOG };
+int tu_change(ms_region *r, enum tu_change what, bool on);
 
 /* The flat view of @as in `info mtree -f` range-line form, one per line. */
 char *tu_flat_lines(const ms_as *as);
