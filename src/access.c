@@ -77,6 +77,8 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* @x is computed here: the compiler may not move that past what follows. */
+#define KEEP(x) __asm__("" : "+r"(x))
 
 /* Deepest nesting of device callbacks on one thread. */
 #define GUARD_DEPTH 16
@@ -119,9 +121,9 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 #define TLB_SIZE MS__TLB_SIZE /* entries per level: 32 KiB per thread */
 #define TLB_ALL (2 * TLB_SIZE)
 /*
- * In a 4 KiB entry's generation: the page's accesses go to the device
- * callbacks of the range at addend (a const struct ms__dent *), reads if
- * tag_r is the page, writes if tag_w is (tlb_small()).  No generation has
+ * In a 4 KiB entry's generation: accesses of the page go to the device
+ * callbacks of the range at addend (a const struct ms__dent *), which
+ * starts at tag_r and has tag_w + 1 bytes (tlb_dev()).  No generation has
  * this bit, so the RAM tests never match such an entry.
  */
 #define TLB_MMIO (UINT64_C(1) << 63)
@@ -208,9 +210,8 @@ static ALWAYS_INLINE struct tlb_ent *tlb_big(struct tlb_ent *tlb,
  * The 4 KiB entry of @gpa for table @d: in the 4 KiB level, or in the
  * first one if its pages are 4 KiB too (then one probe serves both).
  */
-static ALWAYS_INLINE struct tlb_ent *tlb_entry(const struct ms__dispatch *d,
-                                               struct tlb_ent *tlb,
-                                               uint64_t gpa)
+static ALWAYS_INLINE struct tlb_ent *
+tlb_entry(const struct ms__dispatch *d, struct tlb_ent *tlb, uint64_t gpa)
 {
     if (d->big_shift != TLB_PAGE_BITS) {
         tlb += TLB_SIZE;
@@ -241,9 +242,8 @@ static ALWAYS_INLINE bool tlb_match(uint64_t tag, uint64_t mask, uint64_t gpa,
  * cross range ends (the bytes are the same when a page of the TLB holds
  * them) but not a 4 KiB page, only whether its page is @tag's.
  */
-static ALWAYS_INLINE bool tlb_match_as(bool buf, uint64_t tag,
-                                       uint64_t mask, uint64_t gpa,
-                                       uint64_t len)
+static ALWAYS_INLINE bool tlb_match_as(bool buf, uint64_t tag, uint64_t mask,
+                                       uint64_t gpa, uint64_t len)
 {
     return buf ? (tag ^ gpa) <= mask : tlb_match(tag, mask, gpa, len);
 }
@@ -267,36 +267,62 @@ static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
     return false;
 }
 
-/* What the 4 KiB level says of an access (tlb_small()). */
-enum tlb_small_hit { TLB_MISS, TLB_RAM, TLB_DEV };
+/*
+ * The entry for pages of device ranges at @gpa: always in the 4 KiB level
+ * (not the first one even when its pages are 4 KiB too; so no test of
+ * the table's page size).
+ */
+static ALWAYS_INLINE struct tlb_ent *tlb_dev_slot(struct tlb_ent *tlb,
+                                                  uint64_t gpa)
+{
+    return &tlb[TLB_SIZE + ((gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1))];
+}
 
 /*
- * The same for the 4 KiB level, which also remembers pages of device
- * ranges: TLB_RAM, with @*host; TLB_DEV, with @*dev the range whose
- * callbacks the access goes to, as the miss paths would send it (it was
- * one of their MMIO cases); or TLB_MISS.
+ * After a first-level miss of a typed access: whether the entry
+ * tlb_dev_slot() gave (@t) holds a device range of table @d (tlb_dev()
+ * says whether the access goes there).  Loaded again, like the table
+ * (the atomic loads): keeping values of tlb_hit() in registers for this
+ * costs its hit path saves and restores.
  */
-static ALWAYS_INLINE enum tlb_small_hit
-tlb_small(const struct ms__dispatch *d, uint64_t gpa, uint64_t len,
-          bool is_write, bool buf, uint8_t **host, const struct ms__dent **dev)
+static ALWAYS_INLINE bool tlb_is_dev(const struct ms__dispatch *d,
+                                     const struct tlb_ent *t)
+{
+    return __atomic_load_n(&t->gen, __ATOMIC_RELAXED) ==
+           (__atomic_load_n(&d->gen, __ATOMIC_RELAXED) | TLB_MMIO);
+}
+
+/*
+ * The device range whose callbacks an access at @gpa goes to, by entry
+ * @t, which tlb_is_dev() accepted; NULL if @gpa is not in it.  No page
+ * test: @t holds a range of the access's table, and if @gpa lies in it,
+ * the index would find it too.  Like the index, only the first byte
+ * counts: an access running past a device range's end is all the
+ * device's.
+ */
+static ALWAYS_INLINE const struct ms__dent *tlb_dev(const struct tlb_ent *t,
+                                                    uint64_t gpa)
+{
+    return gpa - t->tag_r <= t->tag_w ? (const struct ms__dent *)t->addend
+                                      : NULL;
+}
+
+/*
+ * tlb_hit() for the 4 KiB level (whose device entries tlb_dev_entry()
+ * finds).
+ */
+static ALWAYS_INLINE bool tlb_small(const struct ms__dispatch *d, uint64_t gpa,
+                                    uint64_t len, bool is_write, bool buf,
+                                    uint8_t **host)
 {
     const struct tlb_ent *t = tlb_entry(d, tls.tlb, gpa);
-    uint64_t tag = is_write ? t->tag_w : t->tag_r;
-    if (t->gen == d->gen) {
-        if (LIKELY(tlb_match_as(buf, tag, TLB_PAGE - 1, gpa, len))) {
-            *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
-            return TLB_RAM;
-        }
-        return TLB_MISS;
+    if (t->gen == d->gen &&
+        LIKELY(tlb_match_as(buf, is_write ? t->tag_w : t->tag_r, TLB_PAGE - 1,
+                            gpa, len))) {
+        *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+        return true;
     }
-    if (t->gen == (d->gen | TLB_MMIO) && !((tag ^ gpa) >> TLB_PAGE_BITS)) {
-        const struct ms__dent *e = (const struct ms__dent *)t->addend;
-        if (gpa - e->gpa <= e->last - e->gpa) {
-            *dev = e;
-            return TLB_DEV;
-        }
-    }
-    return TLB_MISS;
+    return false;
 }
 
 /* Where the TLB may remember a page (tlb_fits()). */
@@ -309,9 +335,9 @@ enum tlb_level { TLB_NO, TLB_SMALL, TLB_BIG };
  * with its a - 1 in @*low and in @*w whether writes may copy to host
  * too; 0 if neither is a sheet.
  */
-static __attribute__((noinline)) unsigned
-sheet_at(const struct ms__dispatch *d, uint32_t f, uint64_t gpa,
-         uint64_t *low, bool *w)
+static __attribute__((noinline)) unsigned sheet_at(const struct ms__dispatch *d,
+                                                   uint32_t f, uint64_t gpa,
+                                                   uint64_t *low, bool *w)
 {
     uint64_t page = gpa & ~d->big_mask;
     size_t lo = 0, hi = f & MS__D_SHEET ? d->nr_sheets : 0;
@@ -413,28 +439,26 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
 }
 
 /*
- * Remember that accesses of @gpa in table @d go to the callbacks of @e:
- * reads if @r, writes if @w.  Called inside the read-side section (@d is
- * read), before the callbacks.
+ * Remember that accesses of @gpa in table @d go to the callbacks of @e,
+ * both reads and writes (so not for a ROM device in ROMD mode).  In the
+ * 4 KiB level, where the typed paths look right after the first level
+ * (the first is for RAM: device ranges are small, and their pages would
+ * compete with RAM's for its slots); the entry holds the range's bounds,
+ * tested there.  Called inside the read-side section (@d is read),
+ * before the callbacks.
  */
 static __attribute__((noinline)) void
 tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
-              const struct ms__dent *e, bool r, bool w)
+              const struct ms__dent *e)
 {
-    uint64_t gen = d->gen;
     struct tlb_ent *t = tls.tlb;
     if (t == tlb_none && !(t = tlb_alloc())) {
         return;
     }
-    t = tlb_entry(d, t, gpa);
-    uint64_t page = gpa & ~(TLB_PAGE - 1);
-    uint64_t none = tlb_no_write(page, TLB_PAGE_BITS);
-    /* Keep the other direction if this page already goes to @e. */
-    bool same = t->gen == (gen | TLB_MMIO) && t->addend == (uintptr_t)e &&
-                (t->tag_r == page || t->tag_w == page);
-    t->tag_r = r ? page : same ? t->tag_r : none;
-    t->tag_w = w ? page : same ? t->tag_w : none;
-    t->gen = gen | TLB_MMIO;
+    t = tlb_dev_slot(t, gpa);
+    t->gen = d->gen | TLB_MMIO;
+    t->tag_r = e->gpa;
+    t->tag_w = e->last - e->gpa;
     t->addend = (uintptr_t)e;
 }
 
@@ -670,7 +694,8 @@ static const struct ms_region_ops ramdev_ops = {
  */
 #define MM_SPLIT_SHIFT 10u
 #define MM_VUNAL (1u << 16)
-#define MM_BIG (1u << 17)
+#define MM_BIG_BIT 17u
+#define MM_BIG (1u << MM_BIG_BIT)
 #define MM_AMAX_SHIFT 29u /* 2 bits: log2(impl.max) */
 /*
  * (1 << s) << MM_BUF_SHIFT: an aligned buffer access of s bytes is also
@@ -726,8 +751,7 @@ static uint32_t mmio_summary(const ms_system *sys,
 }
 
 /* Callbacks of impl.max bytes make the access (mmio_*_split()). */
-static ALWAYS_INLINE bool mmio_split(uint32_t m, uint64_t offset,
-                                     unsigned size)
+static ALWAYS_INLINE bool mmio_split(uint32_t m, uint64_t offset, unsigned size)
 {
     return size <= 8 && (m & (1u << size) << MM_SPLIT_SHIFT) &&
            ((m & MM_VUNAL) || !(offset & (size - 1)));
@@ -1126,6 +1150,17 @@ static ms_tx_result call_device(ms_system *sys, const struct ms__dent *e,
     return r;
 }
 
+/*
+ * Whether an ioeventfd of @mr takes the write (7.8) instead of the
+ * callbacks; the common case, none, inline.
+ */
+static ALWAYS_INLINE bool ioeventfd_takes(ms_region *mr, uint64_t offset,
+                                          unsigned size, uint64_t value)
+{
+    return __atomic_load_n(&mr->evs, __ATOMIC_RELAXED) &&
+           ms__ioeventfd_consume(mr, offset, size, value);
+}
+
 /* The callback size of the MMIO fast path (impl.max). */
 static ALWAYS_INLINE unsigned mmio_amax(uint32_t m)
 {
@@ -1133,9 +1168,39 @@ static ALWAYS_INLINE unsigned mmio_amax(uint32_t m)
 }
 
 /*
- * The MMIO fast path of a read that mmio_split() accepts: callbacks of
- * impl.max bytes put together in the device's order (7.4.4, call_device()'s
- * loop); @*value comes back in the requested order (@big).
+ * Callbacks of impl.max bytes read the @size bytes at @offset of @e
+ * (mmio_split() said yes), put together in the device's order (7.4.4,
+ * call_device()'s loop).
+ */
+static ALWAYS_INLINE uint64_t mmio_read_loop(const struct ms__dent *e,
+                                             uint64_t offset, unsigned size)
+{
+    unsigned step = mmio_amax(e->mmio);
+    bool dbig = e->mmio & MM_BIG;
+    uint64_t mask = size_mask(step), v = 0;
+    for (unsigned i = 0; i < size; i += step) {
+        uint64_t tmp = e->ops->read(e->opaque, offset + i, step) & mask;
+        v |= tmp << (dbig ? (size - step - i) * 8 : i * 8);
+    }
+    return v;
+}
+
+/* mmio_read_loop() with the guard as in mmio_read_one(). */
+static __attribute__((noinline)) uint64_t
+mmio_read_pieces(const struct ms__dent *e, uint64_t offset, unsigned size)
+{
+    if (e->flags & MS__D_GUARD) {
+        tls.guard[0] = e->guard_key;
+        tls.depth = 1;
+    }
+    uint64_t v = mmio_read_loop(e, offset, size);
+    tls.depth = 0;
+    return v;
+}
+
+/*
+ * The MMIO fast path of a read that mmio_split() accepts, with any guard;
+ * @*value comes back in the requested order (@big).
  */
 static __attribute__((noinline)) ms_tx_result
 mmio_read_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
@@ -1145,17 +1210,11 @@ mmio_read_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
         *value = 0;
         return MS_TX_ACCESS_ERROR;
     }
-    unsigned step = mmio_amax(e->mmio);
-    bool dbig = e->mmio & MM_BIG;
-    uint64_t mask = size_mask(step), v = 0;
-    for (unsigned i = 0; i < size; i += step) {
-        uint64_t tmp = e->ops->read(e->opaque, offset + i, step) & mask;
-        v |= tmp << (dbig ? (size - step - i) * 8 : i * 8);
-    }
+    uint64_t v = mmio_read_loop(e, offset, size);
     if (e->flags & MS__D_GUARD) {
         tls.depth--;
     }
-    *value = big != dbig ? bswap_sized(v, size) : v;
+    *value = big != !!(e->mmio & MM_BIG) ? bswap_sized(v, size) : v;
     return MS_TX_OK;
 }
 
@@ -1168,7 +1227,7 @@ mmio_write_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
     if (big != dbig) {
         value = bswap_sized(value, size);
     }
-    if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
+    if (ioeventfd_takes(e->mr, offset, size, value)) {
         return MS_TX_OK;
     }
     if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
@@ -1187,6 +1246,50 @@ mmio_write_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
 }
 
 /*
+ * The one-callback case of mmio_*_fast() while another callback runs on
+ * this thread: the guard's stack is searched.
+ */
+static __attribute__((noinline)) ms_tx_result
+mmio_one_nested(ms_system *sys, const struct ms__dent *e, uint64_t offset,
+                uint64_t *value, unsigned size, bool is_write)
+{
+    bool guarded = e->flags & MS__D_GUARD;
+    if (guarded && !guard_enter(sys, e, offset)) {
+        if (!is_write) {
+            *value = 0;
+        }
+        return MS_TX_ACCESS_ERROR;
+    }
+    if (is_write) {
+        e->ops->write(e->opaque, offset, *value & size_mask(size), size);
+    } else {
+        *value = e->ops->read(e->opaque, offset, size) & size_mask(size);
+    }
+    if (guarded) {
+        tls.depth--;
+    }
+    return MS_TX_OK;
+}
+
+/*
+ * One callback of @e reads @size bytes at @offset, the guard's stack being
+ * empty (no callback runs on this thread); empty again after the
+ * callback, which leaves it as it found it.  So it is emptied without a
+ * look at the entry.
+ */
+static ALWAYS_INLINE uint64_t mmio_read_one(const struct ms__dent *e,
+                                            uint64_t offset, unsigned size)
+{
+    if (e->flags & MS__D_GUARD) {
+        tls.guard[0] = e->guard_key;
+        tls.depth = 1;
+    }
+    uint64_t v = e->ops->read(e->opaque, offset, size) & size_mask(size);
+    tls.depth = 0;
+    return v;
+}
+
+/*
  * The MMIO fast path of a read (mmio_simple() said yes): one callback of
  * @size bytes; @*value comes back in the requested order (@big).
  */
@@ -1196,16 +1299,18 @@ static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
                                                  uint64_t *value, unsigned size,
                                                  bool big)
 {
-    if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
-        *value = 0;
-        return MS_TX_ACCESS_ERROR;
+    bool swap = big != !!(e->mmio & MM_BIG);
+    uint64_t v;
+    if (LIKELY(tls.depth == 0)) {
+        v = mmio_read_one(e, offset, size);
+    } else {
+        ms_tx_result r = mmio_one_nested(sys, e, offset, &v, size, false);
+        if (r != MS_TX_OK) {
+            *value = 0;
+            return r;
+        }
     }
-    uint64_t mask = size_mask(size);
-    uint64_t v = e->ops->read(e->opaque, offset, size) & mask;
-    if (e->flags & MS__D_GUARD) {
-        tls.depth--;
-    }
-    *value = big != !!(e->mmio & MM_BIG) ? bswap_sized(v, size) : v;
+    *value = swap ? bswap_sized(v, size) : v;
     return MS_TX_OK;
 }
 
@@ -1219,17 +1324,18 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
     if (big != !!(e->mmio & MM_BIG)) {
         value = bswap_sized(value, size);
     }
-    if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
+    if (ioeventfd_takes(e->mr, offset, size, value)) {
         return MS_TX_OK;
     }
-    if ((e->flags & MS__D_GUARD) && !guard_push(sys, e, offset)) {
-        return MS_TX_ACCESS_ERROR;
+    if (UNLIKELY(tls.depth != 0)) {
+        return mmio_one_nested(sys, e, offset, &value, size, true);
     }
-    uint64_t mask = size_mask(size);
-    e->ops->write(e->opaque, offset, value & mask, size);
     if (e->flags & MS__D_GUARD) {
-        tls.depth--;
+        tls.guard[0] = e->guard_key;
+        tls.depth = 1;
     }
+    e->ops->write(e->opaque, offset, value & size_mask(size), size);
+    tls.depth = 0;
     return MS_TX_OK;
 }
 
@@ -1286,7 +1392,7 @@ static ms_tx_result dispatch_write_general(ms_system *sys,
     if (big != dev_big(sys, e->ops)) {
         value = bswap_sized(value, size);
     }
-    if (ms__ioeventfd_consume(e->mr, offset, size, value)) {
+    if (ioeventfd_takes(e->mr, offset, size, value)) {
         return MS_TX_OK;
     }
     return call_device(sys, e, offset, &value, size, true, attrs);
@@ -1340,8 +1446,8 @@ static const ms_flatview *view_of(struct seen *s, ms_as *as)
     return fv;
 }
 
-static void log_iommu(ms_system *sys, const struct ms__dent *e,
-                      uint64_t offset, bool is_write, const char *why)
+static void log_iommu(ms_system *sys, const struct ms__dent *e, uint64_t offset,
+                      bool is_write, const char *why)
 {
     ms__log(sys, MS_LOG_GUEST_ERROR, "%s at offset 0x%llx of IOMMU '%s': %s",
             is_write ? "write" : "read", (unsigned long long)offset,
@@ -1356,8 +1462,8 @@ static void log_iommu(ms_system *sys, const struct ms__dent *e,
  * inside the caller's read-side section, which keeps it alive).  A
  * refusal leaves @x unassigned at the IOMMU offset, as QEMU does.
  */
-static __attribute__((noinline)) void iommu_walk(ms_system *sys,
-                                                 struct xlat *x, bool is_write,
+static __attribute__((noinline)) void iommu_walk(ms_system *sys, struct xlat *x,
+                                                 bool is_write,
                                                  struct ms_attrs attrs,
                                                  struct seen *seen)
 {
@@ -1375,8 +1481,8 @@ static __attribute__((noinline)) void iommu_walk(ms_system *sys,
         if (depth == IOMMU_DEPTH) {
             why = "too many IOMMUs in a row (a translation loop?)";
         } else if (!(e->flags & MS__D_GUARD) || guard_push(sys, e, x->offset)) {
-            int idx = io->attrs_to_index ? io->attrs_to_index(e->opaque, attrs)
-                                         : 0;
+            int idx =
+                io->attrs_to_index ? io->attrs_to_index(e->opaque, attrs) : 0;
             t = io->translate(e->opaque, x->offset, need, idx);
             if (e->flags & MS__D_GUARD) {
                 tls.depth--;
@@ -1609,21 +1715,19 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
  * another function, the index.
  */
 #define RW_MISS(dir, is_write)                                                 \
-    static __attribute__((noinline)) ms_tx_result rw_index_##dir(             \
-        ms_as *as, const ms_flatview *fv, uint64_t gpa,                        \
-        struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
+    static __attribute__((noinline)) ms_tx_result rw_index_##dir(              \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs, \
+        uint8_t *buf, uint64_t len)                                            \
     {                                                                          \
         return rw_miss(as, fv, gpa, attrs, buf, len, is_write);                \
     }                                                                          \
-    static __attribute__((noinline)) ms_tx_result rw_miss_##dir(              \
-        ms_as *as, const ms_flatview *fv, uint64_t gpa,                        \
-        struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
+    static __attribute__((noinline)) ms_tx_result rw_miss_##dir(               \
+        ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs, \
+        uint8_t *buf, uint64_t len)                                            \
     {                                                                          \
         uint8_t *h;                                                            \
-        const struct ms__dent *dev;                                            \
         if (len - 1 <= (~gpa & (TLB_PAGE - 1)) &&                              \
-            tlb_small(&fv->disp, gpa, len, is_write, true, &h, &dev) ==        \
-                TLB_RAM) {                                                     \
+            tlb_small(&fv->disp, gpa, len, is_write, true, &h)) {              \
             if (is_write) {                                                    \
                 copy(h, buf, len);                                             \
             } else {                                                           \
@@ -1847,8 +1951,8 @@ static __attribute__((noinline)) uint64_t ld_cold(ms_as *as, uint64_t gpa,
 }
 
 /* The end of a device read: the read-side section, then @*res. */
-static ALWAYS_INLINE uint64_t ld_dev_done(ms_as *as, ms_tx_result r,
-                                          uint64_t v, ms_tx_result *res)
+static ALWAYS_INLINE uint64_t ld_dev_done(ms_as *as, ms_tx_result r, uint64_t v,
+                                          ms_tx_result *res)
 {
     ms__rcu_read_unlock(&as->sys->rcu_token);
     if (res) {
@@ -1858,22 +1962,44 @@ static ALWAYS_INLINE uint64_t ld_dev_done(ms_as *as, ms_tx_result r,
 }
 
 /*
+ * ld_dev() but for the fast paths with no other callback running on this
+ * thread: dispatch_read()'s checks, loops and guard.
+ */
+static __attribute__((noinline)) uint64_t
+ld_dev_general(ms_as *as, const struct ms__dent *e, uint64_t off, unsigned size,
+               bool big, struct ms_attrs attrs, ms_tx_result *res)
+{
+    uint64_t v;
+    ms_tx_result r = dispatch_read(as->sys, e, off, &v, size, big, attrs);
+    return ld_dev_done(as, r, v, res);
+}
+
+/*
  * Device callbacks read @e at @gpa, and the read-side section ends.  The
- * one-callback case on its own, so that its value stays in a register.
+ * one-callback case inline, so that its value stays in a register.
  */
 static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
                                      uint64_t gpa, unsigned size, bool big,
                                      struct ms_attrs attrs, ms_tx_result *res)
 {
     uint64_t off = e->offset + (gpa - e->gpa);
-    if (LIKELY(mmio_simple(e->mmio, off, size))) {
+    uint32_t m = e->mmio;
+    if (LIKELY(tls.depth == 0)) {
+        unsigned swap = (big ^ (m >> MM_BIG_BIT)) & 1;
         uint64_t v;
-        ms_tx_result r = mmio_read_fast(as->sys, e, off, &v, size, big);
-        return ld_dev_done(as, r, v, res);
+        if (LIKELY(mmio_simple(m, off, size))) {
+            KEEP(swap); /* one register across the call, not two */
+            v = mmio_read_one(e, off, size);
+        } else if (mmio_split(m, off, size)) {
+            KEEP(swap);
+            v = mmio_read_pieces(e, off, size);
+        } else {
+            return ld_dev_general(as, e, off, size, big, attrs, res);
+        }
+        return ld_dev_done(as, MS_TX_OK, swap ? bswap_sized(v, size) : v,
+                           res);
     }
-    uint64_t v;
-    ms_tx_result r = dispatch_read(as->sys, e, off, &v, size, big, attrs);
-    return ld_dev_done(as, r, v, res);
+    return ld_dev_general(as, e, off, size, big, attrs, res);
 }
 
 /*
@@ -1899,7 +2025,7 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
      * dispatch without a second call.  Not for a ROMD range (direct even
      * past the range end: ld_slow()). */
     if (e && !(e->flags & MS__D_DIRECT_READ) && e->mmio) {
-        tlb_fill_mmio(d, gpa, e, true, false);
+        tlb_fill_mmio(d, gpa, e);
         return ld_dev(as, e, gpa, size, big, attrs, res);
     }
     return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
@@ -1910,21 +2036,18 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
  * page, dispatched here), then, in another function, the index.
  */
 #define LD_MISS(size)                                                          \
-    static __attribute__((noinline)) uint64_t ld_index##size(                 \
+    static __attribute__((noinline)) uint64_t ld_index##size(                  \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, bool big,              \
         struct ms_attrs attrs, ms_tx_result *res)                              \
     {                                                                          \
         return ld_miss(as, fv, gpa, size, big, attrs, res);                    \
     }                                                                          \
-    static __attribute__((noinline)) uint64_t ld_miss##size(                  \
+    static __attribute__((noinline)) uint64_t ld_small##size(                  \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, bool big,              \
         struct ms_attrs attrs, ms_tx_result *res)                              \
     {                                                                          \
         uint8_t *h;                                                            \
-        const struct ms__dent *e;                                              \
-        enum tlb_small_hit k =                                                 \
-            tlb_small(&fv->disp, gpa, size, false, false, &h, &e);             \
-        if (LIKELY(k == TLB_RAM)) {                                            \
+        if (LIKELY(tlb_small(&fv->disp, gpa, size, false, false, &h))) {       \
             uint64_t v = load_ord(h, size, big);                               \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             if (res) {                                                         \
@@ -1932,10 +2055,18 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
             }                                                                  \
             return v;                                                          \
         }                                                                      \
-        if (k == TLB_DEV) {                                                    \
+        return ld_index##size(as, fv, gpa, big, attrs, res);                   \
+    }                                                                          \
+    static __attribute__((noipa))                                              \
+    uint64_t ld_dev##size(ms_as *as, const struct tlb_ent *t, uint64_t gpa,    \
+                          bool big, struct ms_attrs attrs, ms_tx_result *res)  \
+    {                                                                          \
+        const struct ms__dent *e = tlb_dev(t, gpa);                            \
+        if (LIKELY(e)) {                                                       \
             return ld_dev(as, e, gpa, size, big, attrs, res);                  \
         }                                                                      \
-        return ld_index##size(as, fv, gpa, big, attrs, res);                   \
+        return ld_index##size(as, ms__rcu_deref(&as->view), gpa, big, attrs,   \
+                              res);                                            \
     }
 LD_MISS(1)
 LD_MISS(2)
@@ -1961,15 +2092,22 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
         }
         return v;
     }
+    const struct tlb_ent *t =
+        tlb_dev_slot(__atomic_load_n(&tls.tlb, __ATOMIC_RELAXED), gpa);
+    bool dev = tlb_is_dev(&fv->disp, t);
     switch (size) {
     case 1:
-        return ld_miss1(as, fv, gpa, big, attrs, res);
+        return dev ? ld_dev1(as, t, gpa, big, attrs, res)
+                   : ld_small1(as, fv, gpa, big, attrs, res);
     case 2:
-        return ld_miss2(as, fv, gpa, big, attrs, res);
+        return dev ? ld_dev2(as, t, gpa, big, attrs, res)
+                   : ld_small2(as, fv, gpa, big, attrs, res);
     case 4:
-        return ld_miss4(as, fv, gpa, big, attrs, res);
+        return dev ? ld_dev4(as, t, gpa, big, attrs, res)
+                   : ld_small4(as, fv, gpa, big, attrs, res);
     default:
-        return ld_miss8(as, fv, gpa, big, attrs, res);
+        return dev ? ld_dev8(as, t, gpa, big, attrs, res)
+                   : ld_small8(as, fv, gpa, big, attrs, res);
     }
 }
 
@@ -2045,36 +2183,43 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
     /* Plain MMIO: the page remembered as the range's, and st_slow()'s
      * dispatch without a second call. */
     if (e && e->mmio) {
-        tlb_fill_mmio(d, gpa, e, false, true);
+        if (!(e->flags & MS__D_DIRECT_READ)) {
+            tlb_fill_mmio(d, gpa, e);
+        }
         return st_dev(as, e, gpa, v, size, big, attrs);
     }
     return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
 }
 
 #define ST_MISS(size)                                                          \
-    static __attribute__((noinline)) ms_tx_result st_index##size(             \
+    static __attribute__((noinline)) ms_tx_result st_index##size(              \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, uint64_t v, bool big,  \
         struct ms_attrs attrs)                                                 \
     {                                                                          \
         return st_miss(as, fv, gpa, v, size, big, attrs);                      \
     }                                                                          \
-    static __attribute__((noinline)) ms_tx_result st_miss##size(              \
+    static __attribute__((noinline)) ms_tx_result st_small##size(              \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, uint64_t v, bool big,  \
         struct ms_attrs attrs)                                                 \
     {                                                                          \
         uint8_t *h;                                                            \
-        const struct ms__dent *e;                                              \
-        enum tlb_small_hit k =                                                 \
-            tlb_small(&fv->disp, gpa, size, true, false, &h, &e);              \
-        if (LIKELY(k == TLB_RAM)) {                                            \
+        if (LIKELY(tlb_small(&fv->disp, gpa, size, true, false, &h))) {        \
             store_ord(h, v, size, big);                                        \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             return MS_TX_OK;                                                   \
         }                                                                      \
-        if (k == TLB_DEV) {                                                    \
+        return st_index##size(as, fv, gpa, v, big, attrs);                     \
+    }                                                                          \
+    static __attribute__((noipa)) ms_tx_result st_dev##size(                   \
+        ms_as *as, const struct tlb_ent *t, uint64_t gpa, uint64_t v,          \
+        bool big, struct ms_attrs attrs)                                       \
+    {                                                                          \
+        const struct ms__dent *e = tlb_dev(t, gpa);                            \
+        if (LIKELY(e)) {                                                       \
             return st_dev(as, e, gpa, v, size, big, attrs);                    \
         }                                                                      \
-        return st_index##size(as, fv, gpa, v, big, attrs);                     \
+        return st_index##size(as, ms__rcu_deref(&as->view), gpa, v, big,       \
+                              attrs);                                          \
     }
 ST_MISS(1)
 ST_MISS(2)
@@ -2098,15 +2243,22 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;
     }
+    const struct tlb_ent *t =
+        tlb_dev_slot(__atomic_load_n(&tls.tlb, __ATOMIC_RELAXED), gpa);
+    bool dev = tlb_is_dev(&fv->disp, t);
     switch (size) {
     case 1:
-        return st_miss1(as, fv, gpa, v, big, attrs);
+        return dev ? st_dev1(as, t, gpa, v, big, attrs)
+                   : st_small1(as, fv, gpa, v, big, attrs);
     case 2:
-        return st_miss2(as, fv, gpa, v, big, attrs);
+        return dev ? st_dev2(as, t, gpa, v, big, attrs)
+                   : st_small2(as, fv, gpa, v, big, attrs);
     case 4:
-        return st_miss4(as, fv, gpa, v, big, attrs);
+        return dev ? st_dev4(as, t, gpa, v, big, attrs)
+                   : st_small4(as, fv, gpa, v, big, attrs);
     default:
-        return st_miss8(as, fv, gpa, v, big, attrs);
+        return dev ? st_dev8(as, t, gpa, v, big, attrs)
+                   : st_small8(as, fv, gpa, v, big, attrs);
     }
 }
 
@@ -2354,8 +2506,8 @@ MS_EXPORT void *ms_as_map(ms_as *as, uint64_t gpa, uint64_t *len, bool is_write,
         /* Extend over the same region at contiguous offsets. */
         while (done < want) {
             struct xlat y;
-            resolve(sys, find(d, gpa + done), gpa + done, want - done,
-                    is_write, attrs, &seen, &y);
+            resolve(sys, find(d, gpa + done), gpa + done, want - done, is_write,
+                    attrs, &seen, &y);
             if (!y.e || y.e->mr != mr || y.offset != x.offset + done) {
                 break;
             }
