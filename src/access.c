@@ -293,18 +293,16 @@ static ALWAYS_INLINE bool tlb_is_dev(const struct ms__dispatch *d,
 }
 
 /*
- * The device range whose callbacks an access at @gpa goes to, by entry
- * @t, which tlb_is_dev() accepted; NULL if @gpa is not in it.  No page
+ * Whether an access at @gpa goes to the callbacks of the device range of
+ * entry @t, which tlb_is_dev() accepted (its addend).  No page
  * test: @t holds a range of the access's table, and if @gpa lies in it,
  * the index would find it too.  Like the index, only the first byte
  * counts: an access running past a device range's end is all the
  * device's.
  */
-static ALWAYS_INLINE const struct ms__dent *tlb_dev(const struct tlb_ent *t,
-                                                    uint64_t gpa)
+static ALWAYS_INLINE bool tlb_dev(const struct tlb_ent *t, uint64_t gpa)
 {
-    return gpa - t->tag_r <= t->tag_w ? (const struct ms__dent *)t->addend
-                                      : NULL;
+    return gpa - t->tag_r <= t->tag_w;
 }
 
 /*
@@ -754,14 +752,14 @@ static uint32_t mmio_summary(const ms_system *sys,
 static ALWAYS_INLINE bool mmio_split(uint32_t m, uint64_t offset, unsigned size)
 {
     return size <= 8 && (m & (1u << size) << MM_SPLIT_SHIFT) &&
-           ((m & MM_VUNAL) || !(offset & (size - 1)));
+           (!(offset & (size - 1)) || (m & MM_VUNAL));
 }
 
 static ALWAYS_INLINE bool mmio_simple(uint32_t m, uint64_t offset,
                                       unsigned size)
 {
     return size <= 8 && (m & (1u << size)) &&
-           ((m & MM_VUNAL) || !(offset & (size - 1)));
+           (!(offset & (size - 1)) || (m & MM_VUNAL));
 }
 
 void ms__access_dent_init(struct ms__dent *e, const ms__fr *fr)
@@ -1663,6 +1661,40 @@ rw_cold(ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,
     return rw_slow(ms__rcu_deref(&as->view), gpa, attrs, buf, len, is_write);
 }
 
+/*
+ * Whether a buffer access of @len bytes at offset @off of device range @e
+ * is one piece of rw_loop() (7.4.1), for rw_dev().
+ */
+static ALWAYS_INLINE bool rw_dev_one(const struct ms__dent *e, uint64_t off,
+                                     uint64_t len)
+{
+    return len <= 8 && (e->mmio & (1u << len) << MM_BUF_SHIFT) &&
+           !(off & (len - 1));
+}
+
+/*
+ * rw_loop()'s MMIO piece without the loop, for an access rw_dev_one()
+ * accepts and a requester that may touch devices; the read-side section
+ * ends.
+ */
+static ALWAYS_INLINE ms_tx_result rw_dev(ms_as *as, const struct ms__dent *e,
+                                         uint64_t off, struct ms_attrs attrs,
+                                         uint8_t *buf, unsigned n,
+                                         bool is_write)
+{
+    ms_system *sys = as->sys;
+    ms_tx_result r;
+    if (is_write) {
+        r = dispatch_write(sys, e, off, load_host(buf, n), n, HOST_BIG, attrs);
+    } else {
+        uint64_t v;
+        r = dispatch_read(sys, e, off, &v, n, HOST_BIG, attrs);
+        store_host(buf, v, n);
+    }
+    ms__rcu_read_unlock(&sys->rcu_token);
+    return r;
+}
+
 /* A TLB miss (see ld_miss()); @len >= 1. */
 static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
                                           uint64_t gpa, struct ms_attrs attrs,
@@ -1684,34 +1716,24 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         }
         return (ms_tx_result)ram_done(as, d, e, gpa, MS_TX_OK);
     }
-    /*
-     * MMIO in one piece (a vCPU's MMIO exit): rw_loop()'s MMIO piece,
-     * without the loop.
-     */
-    if (e && e->mmio && !attrs.memory && len <= 8 &&
+    /* MMIO in one piece (a vCPU's MMIO exit); its page remembered if both
+     * directions go to the callbacks (not ROMD). */
+    if (e && e->mmio && !attrs.memory &&
         !(e->flags & (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ))) {
         uint64_t off = e->offset + (gpa - e->gpa);
-        unsigned n = (unsigned)len;
-        if ((e->mmio & (1u << n) << MM_BUF_SHIFT) && !(off & (n - 1))) {
-            ms_system *sys = as->sys;
-            ms_tx_result r;
-            if (is_write) {
-                r = dispatch_write(sys, e, off, load_host(buf, n), n, HOST_BIG,
-                                   attrs);
-            } else {
-                uint64_t v;
-                r = dispatch_read(sys, e, off, &v, n, HOST_BIG, attrs);
-                store_host(buf, v, n);
+        if (rw_dev_one(e, off, len)) {
+            if (!(e->flags & MS__D_DIRECT_READ)) {
+                tlb_fill_mmio(d, gpa, e);
             }
-            ms__rcu_read_unlock(&sys->rcu_token);
-            return r;
+            return rw_dev(as, e, off, attrs, buf, (unsigned)len, is_write);
         }
     }
     return rw_slow(fv, gpa, attrs, buf, len, is_write);
 }
 
 /*
- * Out of line, one per direction: the TLB's 4 KiB level, then, in
+ * Out of line, one per direction: the TLB's 4 KiB level (RAM, or a
+ * device's page, whose one-piece accesses are done here), then, in
  * another function, the index.
  */
 #define RW_MISS(dir, is_write)                                                 \
@@ -1735,6 +1757,15 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
             }                                                                  \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             return MS_TX_OK;                                                   \
+        }                                                                      \
+        const struct tlb_ent *t = tlb_dev_slot(tls.tlb, gpa);                  \
+        if (tlb_is_dev(&fv->disp, t) && tlb_dev(t, gpa) && !attrs.memory) {    \
+            const struct ms__dent *e = (const struct ms__dent *)t->addend;     \
+            uint64_t off = e->offset + (gpa - t->tag_r);                       \
+            if (rw_dev_one(e, off, len)) {                                     \
+                return rw_dev(as, e, off, attrs, buf, (unsigned)len,           \
+                              is_write);                                       \
+            }                                                                  \
         }                                                                      \
         return rw_index_##dir(as, fv, gpa, attrs, buf, len);                   \
     }
@@ -1975,14 +2006,14 @@ ld_dev_general(ms_as *as, const struct ms__dent *e, uint64_t off, unsigned size,
 }
 
 /*
- * Device callbacks read @e at @gpa, and the read-side section ends.  The
- * one-callback case inline, so that its value stays in a register.
+ * Device callbacks read @e at offset @off of its region, and the
+ * read-side section ends.  The fast paths inline, so that the value stays
+ * in a register.
  */
 static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
-                                     uint64_t gpa, unsigned size, bool big,
+                                     uint64_t off, unsigned size, bool big,
                                      struct ms_attrs attrs, ms_tx_result *res)
 {
-    uint64_t off = e->offset + (gpa - e->gpa);
     uint32_t m = e->mmio;
     if (LIKELY(tls.depth == 0)) {
         unsigned swap = (big ^ (m >> MM_BIG_BIT)) & 1;
@@ -1996,8 +2027,7 @@ static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
         } else {
             return ld_dev_general(as, e, off, size, big, attrs, res);
         }
-        return ld_dev_done(as, MS_TX_OK, swap ? bswap_sized(v, size) : v,
-                           res);
+        return ld_dev_done(as, MS_TX_OK, swap ? bswap_sized(v, size) : v, res);
     }
     return ld_dev_general(as, e, off, size, big, attrs, res);
 }
@@ -2026,7 +2056,7 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
      * past the range end: ld_slow()). */
     if (e && !(e->flags & MS__D_DIRECT_READ) && e->mmio) {
         tlb_fill_mmio(d, gpa, e);
-        return ld_dev(as, e, gpa, size, big, attrs, res);
+        return ld_dev(as, e, e->offset + (gpa - e->gpa), size, big, attrs, res);
     }
     return ld_slow(as, e, gpa, size | (unsigned)big << 4, attrs, res);
 }
@@ -2061,9 +2091,10 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
     uint64_t ld_dev##size(ms_as *as, const struct tlb_ent *t, uint64_t gpa,    \
                           bool big, struct ms_attrs attrs, ms_tx_result *res)  \
     {                                                                          \
-        const struct ms__dent *e = tlb_dev(t, gpa);                            \
-        if (LIKELY(e)) {                                                       \
-            return ld_dev(as, e, gpa, size, big, attrs, res);                  \
+        const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
+        if (LIKELY(tlb_dev(t, gpa))) {                                         \
+            return ld_dev(as, e, e->offset + (gpa - t->tag_r), size, big,      \
+                          attrs, res);                                         \
         }                                                                      \
         return ld_index##size(as, ms__rcu_deref(&as->view), gpa, big, attrs,   \
                               res);                                            \
@@ -2152,14 +2183,16 @@ static __attribute__((noinline)) ms_tx_result st_cold(ms_as *as, uint64_t gpa,
     return st_slow(as, find(&fv->disp, gpa), gpa, v, size_big, attrs);
 }
 
-/* Device callbacks write @v to @e at @gpa; the read-side section ends. */
+/*
+ * Device callbacks write @v to @e at offset @off of its region; the
+ * read-side section ends.
+ */
 static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
-                                         uint64_t gpa, uint64_t v,
+                                         uint64_t off, uint64_t v,
                                          unsigned size, bool big,
                                          struct ms_attrs attrs)
 {
-    ms_tx_result r = dispatch_write(as->sys, e, e->offset + (gpa - e->gpa), v,
-                                    size, big, attrs);
+    ms_tx_result r = dispatch_write(as->sys, e, off, v, size, big, attrs);
     ms__rcu_read_unlock(&as->sys->rcu_token);
     return r;
 }
@@ -2186,7 +2219,7 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
         if (!(e->flags & MS__D_DIRECT_READ)) {
             tlb_fill_mmio(d, gpa, e);
         }
-        return st_dev(as, e, gpa, v, size, big, attrs);
+        return st_dev(as, e, e->offset + (gpa - e->gpa), v, size, big, attrs);
     }
     return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
 }
@@ -2214,9 +2247,10 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
         ms_as *as, const struct tlb_ent *t, uint64_t gpa, uint64_t v,          \
         bool big, struct ms_attrs attrs)                                       \
     {                                                                          \
-        const struct ms__dent *e = tlb_dev(t, gpa);                            \
-        if (LIKELY(e)) {                                                       \
-            return st_dev(as, e, gpa, v, size, big, attrs);                    \
+        const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
+        if (LIKELY(tlb_dev(t, gpa))) {                                         \
+            return st_dev(as, e, e->offset + (gpa - t->tag_r), v, size, big,   \
+                          attrs);                                              \
         }                                                                      \
         return st_index##size(as, ms__rcu_deref(&as->view), gpa, v, big,       \
                               attrs);                                          \
