@@ -75,6 +75,15 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 
 #define HOST_BIG (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+/*
+ * Out of line with the signature as written (GCC would otherwise pass a
+ * few fields instead of a pointer, and spill the extra arguments).
+ */
+#if defined(__clang__)
+#define NO_IPA __attribute__((noinline))
+#else
+#define NO_IPA __attribute__((noipa))
+#endif
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* @x is computed here: the compiler may not move that past what follows. */
@@ -2087,9 +2096,9 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
         }                                                                      \
         return ld_index##size(as, fv, gpa, big, attrs, res);                   \
     }                                                                          \
-    static __attribute__((noipa))                                              \
-    uint64_t ld_dev##size(ms_as *as, const struct tlb_ent *t, uint64_t gpa,    \
-                          bool big, struct ms_attrs attrs, ms_tx_result *res)  \
+    static NO_IPA uint64_t ld_dev##size(                                       \
+        ms_as *as, const struct tlb_ent *t, uint64_t gpa, bool big,            \
+        struct ms_attrs attrs, ms_tx_result *res)                              \
     {                                                                          \
         const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
         if (LIKELY(tlb_dev(t, gpa))) {                                         \
@@ -2243,7 +2252,7 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
         }                                                                      \
         return st_index##size(as, fv, gpa, v, big, attrs);                     \
     }                                                                          \
-    static __attribute__((noipa)) ms_tx_result st_dev##size(                   \
+    static NO_IPA ms_tx_result st_dev##size(                                   \
         ms_as *as, const struct tlb_ent *t, uint64_t gpa, uint64_t v,          \
         bool big, struct ms_attrs attrs)                                       \
     {                                                                          \
