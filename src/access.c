@@ -107,7 +107,11 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
  * 1 GiB for a VMM's few large RAM ranges, 4 KiB for many small ones), so
  * that the TLB reaches all of a large guest's RAM; then, in small
  * functions before the index, 4 KiB pages, for what the larger ones miss,
- * and for pages of device ranges (TLB_MMIO).
+ * and for pages of device ranges (TLB_MMIO).  A third table, indexed like
+ * the first, holds the device range last used in each first-level page:
+ * a typed access that misses the first level looks there inline, from
+ * the entry it probed, so that device pages neither compete with RAM for
+ * the first level's slots nor need another call to be found.
  *
  * An entry belongs to one dispatch table, named by its generation (never
  * reused, unlike the table's address), and is used only while the view
@@ -127,10 +131,10 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
  */
 #define TLB_PAGE_BITS MS__PAGE_BITS
 #define TLB_PAGE ((uint64_t)1 << TLB_PAGE_BITS)
-#define TLB_SIZE MS__TLB_SIZE /* entries per level: 32 KiB per thread */
-#define TLB_ALL (2 * TLB_SIZE)
+#define TLB_SIZE MS__TLB_SIZE /* entries per table: 32 KiB per thread */
+#define TLB_ALL (3 * TLB_SIZE)
 /*
- * In a 4 KiB entry's generation: accesses of the page go to the device
+ * In a device entry's generation: accesses of the page go to the device
  * callbacks of the range at addend (a const struct ms__dent *), which
  * starts at tag_r and has tag_w + 1 bytes (tlb_dev()).  No generation has
  * this bit, so the RAM tests never match such an entry.
@@ -138,8 +142,9 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 #define TLB_MMIO (UINT64_C(1) << 63)
 
 /*
- * A thread's table: TLB_SIZE entries of the first level, whose page size
- * each dispatch table chooses, then TLB_SIZE of 4 KiB pages.
+ * A thread's TLB: TLB_SIZE entries of the first level, whose page size
+ * each dispatch table chooses, then TLB_SIZE of 4 KiB pages, then
+ * TLB_SIZE device entries beside the first level's (tlb_big_dev_slot()).
  */
 struct tlb_ent {
     uint64_t gen;     /* the table's generation (ms__dispatch.gen) */
@@ -260,13 +265,15 @@ static ALWAYS_INLINE bool tlb_match_as(bool buf, uint64_t tag, uint64_t mask,
 /*
  * Whether the first level maps the @len bytes at @gpa in table @d for
  * reads (@is_write false) or writes, for a typed or a buffer (@buf)
- * access; then @*host is their address.
+ * access; then @*host is their address.  @*slot is the entry probed.
  */
-static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
-                                  uint64_t len, bool is_write, bool buf,
-                                  uint8_t **host)
+static ALWAYS_INLINE bool tlb_hit_at(const struct ms__dispatch *d, uint64_t gpa,
+                                     uint64_t len, bool is_write, bool buf,
+                                     uint8_t **host,
+                                     const struct tlb_ent **slot)
 {
     const struct tlb_ent *t = tlb_big(tls.tlb, d->big_shift, gpa);
+    *slot = t;
     if (LIKELY(t->gen == d->gen &&
                tlb_match_as(buf, is_write ? t->tag_w : t->tag_r, d->big_mask,
                             gpa, len))) {
@@ -276,6 +283,14 @@ static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
     return false;
 }
 
+/* tlb_hit_at() without the entry. */
+static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
+                                  uint64_t len, bool is_write, bool buf,
+                                  uint8_t **host)
+{
+    const struct tlb_ent *t;
+    return tlb_hit_at(d, gpa, len, is_write, buf, host, &t);
+}
 /*
  * The entry for pages of device ranges at @gpa: always in the 4 KiB level
  * (not the first one even when its pages are 4 KiB too; so no test of
@@ -285,6 +300,17 @@ static ALWAYS_INLINE struct tlb_ent *tlb_dev_slot(struct tlb_ent *tlb,
                                                   uint64_t gpa)
 {
     return &tlb[TLB_SIZE + ((gpa >> TLB_PAGE_BITS) & (TLB_SIZE - 1))];
+}
+
+/*
+ * The device entry beside first-level entry @t: the third table, indexed
+ * like the first level, holds the device range last accessed in each of
+ * its pages, so that a typed access finds it from the entry it probed.
+ */
+static ALWAYS_INLINE const struct tlb_ent *
+tlb_big_dev_slot(const struct tlb_ent *t)
+{
+    return t + 2 * TLB_SIZE;
 }
 
 /*
@@ -446,6 +472,17 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
 }
 
 /*
+ * Copy device entry @s, which holds the range of @gpa in table @d, to the
+ * third table of TLB @t (tlb_big_dev_slot()).
+ */
+static ALWAYS_INLINE void tlb_put_big_dev(const struct ms__dispatch *d,
+                                          struct tlb_ent *t, uint64_t gpa,
+                                          const struct tlb_ent *s)
+{
+    *(struct tlb_ent *)tlb_big_dev_slot(tlb_big(t, d->big_shift, gpa)) = *s;
+}
+
+/*
  * Remember that accesses of @gpa in table @d go to the callbacks of @e,
  * both reads and writes (so not for a ROM device in ROMD mode).  In the
  * 4 KiB level, where the typed paths look right after the first level
@@ -462,11 +499,12 @@ tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
     if (t == tlb_none && !(t = tlb_alloc())) {
         return;
     }
-    t = tlb_dev_slot(t, gpa);
-    t->gen = d->gen | TLB_MMIO;
-    t->tag_r = e->gpa;
-    t->tag_w = e->last - e->gpa;
-    t->addend = (uintptr_t)e;
+    struct tlb_ent *s = tlb_dev_slot(t, gpa);
+    s->gen = d->gen | TLB_MMIO;
+    s->tag_r = e->gpa;
+    s->tag_w = e->last - e->gpa;
+    s->addend = (uintptr_t)e;
+    tlb_put_big_dev(d, t, gpa, s);
 }
 
 /* tlb_fill() on a thread's first fill. */
@@ -2081,6 +2119,9 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
     {                                                                          \
         return ld_miss(as, fv, gpa, size, big, attrs, res);                    \
     }                                                                          \
+    static NO_IPA uint64_t ld_dev##size(                                       \
+        ms_as *as, const struct tlb_ent *t, uint64_t gpa, bool big,            \
+        struct ms_attrs attrs, ms_tx_result *res);                             \
     static __attribute__((noinline)) uint64_t ld_small##size(                  \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, bool big,              \
         struct ms_attrs attrs, ms_tx_result *res)                              \
@@ -2094,6 +2135,11 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
             }                                                                  \
             return v;                                                          \
         }                                                                      \
+        const struct tlb_ent *s = tlb_dev_slot(tls.tlb, gpa);                  \
+        if (tlb_is_dev(&fv->disp, s) && tlb_dev(s, gpa)) {                     \
+            tlb_put_big_dev(&fv->disp, tls.tlb, gpa, s);                       \
+            return ld_dev##size(as, s, gpa, big, attrs, res);                  \
+        }                                                                      \
         return ld_index##size(as, fv, gpa, big, attrs, res);                   \
     }                                                                          \
     static NO_IPA uint64_t ld_dev##size(                                       \
@@ -2105,7 +2151,7 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
             return ld_dev(as, e, e->offset + (gpa - t->tag_r), size, big,      \
                           attrs, res);                                         \
         }                                                                      \
-        return ld_index##size(as, ms__rcu_deref(&as->view), gpa, big, attrs,   \
+        return ld_small##size(as, ms__rcu_deref(&as->view), gpa, big, attrs,   \
                               res);                                            \
     }
 LD_MISS(1)
@@ -2124,7 +2170,8 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
-    if (LIKELY(tlb_hit(&fv->disp, gpa, size, false, false, &h))) {
+    const struct tlb_ent *t;
+    if (LIKELY(tlb_hit_at(&fv->disp, gpa, size, false, false, &h, &t))) {
         uint64_t v = load_ord(h, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
@@ -2132,8 +2179,7 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
         }
         return v;
     }
-    const struct tlb_ent *t =
-        tlb_dev_slot(__atomic_load_n(&tls.tlb, __ATOMIC_RELAXED), gpa);
+    t = tlb_big_dev_slot(t);
     bool dev = tlb_is_dev(&fv->disp, t);
     switch (size) {
     case 1:
@@ -2240,6 +2286,9 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
     {                                                                          \
         return st_miss(as, fv, gpa, v, size, big, attrs);                      \
     }                                                                          \
+    static NO_IPA ms_tx_result st_dev##size(                                   \
+        ms_as *as, const struct tlb_ent *t, uint64_t gpa, uint64_t v,          \
+        bool big, struct ms_attrs attrs);                                      \
     static __attribute__((noinline)) ms_tx_result st_small##size(              \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, uint64_t v, bool big,  \
         struct ms_attrs attrs)                                                 \
@@ -2249,6 +2298,11 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
             store_ord(h, v, size, big);                                        \
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             return MS_TX_OK;                                                   \
+        }                                                                      \
+        const struct tlb_ent *s = tlb_dev_slot(tls.tlb, gpa);                  \
+        if (tlb_is_dev(&fv->disp, s) && tlb_dev(s, gpa)) {                     \
+            tlb_put_big_dev(&fv->disp, tls.tlb, gpa, s);                       \
+            return st_dev##size(as, s, gpa, v, big, attrs);                    \
         }                                                                      \
         return st_index##size(as, fv, gpa, v, big, attrs);                     \
     }                                                                          \
@@ -2261,7 +2315,7 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
             return st_dev(as, e, e->offset + (gpa - t->tag_r), v, size, big,   \
                           attrs);                                              \
         }                                                                      \
-        return st_index##size(as, ms__rcu_deref(&as->view), gpa, v, big,       \
+        return st_small##size(as, ms__rcu_deref(&as->view), gpa, v, big,       \
                               attrs);                                          \
     }
 ST_MISS(1)
@@ -2281,13 +2335,13 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
-    if (LIKELY(tlb_hit(&fv->disp, gpa, size, true, false, &h))) {
+    const struct tlb_ent *t;
+    if (LIKELY(tlb_hit_at(&fv->disp, gpa, size, true, false, &h, &t))) {
         store_ord(h, v, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;
     }
-    const struct tlb_ent *t =
-        tlb_dev_slot(__atomic_load_n(&tls.tlb, __ATOMIC_RELAXED), gpa);
+    t = tlb_big_dev_slot(t);
     bool dev = tlb_is_dev(&fv->disp, t);
     switch (size) {
     case 1:
