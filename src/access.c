@@ -267,10 +267,9 @@ static ALWAYS_INLINE bool tlb_match_as(bool buf, uint64_t tag, uint64_t mask,
  * reads (@is_write false) or writes, for a typed or a buffer (@buf)
  * access; then @*host is their address.  @*slot is the entry probed.
  */
-static ALWAYS_INLINE bool tlb_hit_at(const struct ms__dispatch *d, uint64_t gpa,
-                                     uint64_t len, bool is_write, bool buf,
-                                     uint8_t **host,
-                                     const struct tlb_ent **slot)
+static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
+                                  uint64_t len, bool is_write, bool buf,
+                                  uint8_t **host, const struct tlb_ent **slot)
 {
     const struct tlb_ent *t = tlb_big(tls.tlb, d->big_shift, gpa);
     *slot = t;
@@ -283,14 +282,6 @@ static ALWAYS_INLINE bool tlb_hit_at(const struct ms__dispatch *d, uint64_t gpa,
     return false;
 }
 
-/* tlb_hit_at() without the entry. */
-static ALWAYS_INLINE bool tlb_hit(const struct ms__dispatch *d, uint64_t gpa,
-                                  uint64_t len, bool is_write, bool buf,
-                                  uint8_t **host)
-{
-    const struct tlb_ent *t;
-    return tlb_hit_at(d, gpa, len, is_write, buf, host, &t);
-}
 /*
  * The entry for pages of device ranges at @gpa: always in the 4 KiB level
  * (not the first one even when its pages are 4 KiB too; so no test of
@@ -314,11 +305,11 @@ tlb_big_dev_slot(const struct tlb_ent *t)
 }
 
 /*
- * After a first-level miss of a typed access: whether the entry
- * tlb_dev_slot() gave (@t) holds a device range of table @d (tlb_dev()
- * says whether the access goes there).  Loaded again, like the table
- * (the atomic loads): keeping values of tlb_hit() in registers for this
- * costs its hit path saves and restores.
+ * Whether device entry @t (tlb_dev_slot(), tlb_big_dev_slot()) holds a
+ * device range of table @d (tlb_dev() says whether an access goes there).
+ * Both loaded again (the atomic loads): keeping tlb_hit()'s values in
+ * registers for this, after a first-level miss, costs its hit path saves
+ * and restores.
  */
 static ALWAYS_INLINE bool tlb_is_dev(const struct ms__dispatch *d,
                                      const struct tlb_ent *t)
@@ -340,10 +331,7 @@ static ALWAYS_INLINE bool tlb_dev(const struct tlb_ent *t, uint64_t gpa)
     return gpa - t->tag_r <= t->tag_w;
 }
 
-/*
- * tlb_hit() for the 4 KiB level (whose device entries tlb_dev_entry()
- * finds).
- */
+/* tlb_hit() for the RAM pages of the 4 KiB level. */
 static ALWAYS_INLINE bool tlb_small(const struct ms__dispatch *d, uint64_t gpa,
                                     uint64_t len, bool is_write, bool buf,
                                     uint8_t **host)
@@ -1781,7 +1769,8 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
 /*
  * Out of line, one per direction: the TLB's 4 KiB level (RAM, or a
  * device's page, whose one-piece accesses are done here), then, in
- * another function, the index.
+ * another function, the index; and a device page beside the first level
+ * (rw()).
  */
 #define RW_MISS(dir, is_write)                                                 \
     static __attribute__((noinline)) ms_tx_result rw_index_##dir(              \
@@ -1810,11 +1799,25 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
             const struct ms__dent *e = (const struct ms__dent *)t->addend;     \
             uint64_t off = e->offset + (gpa - t->tag_r);                       \
             if (rw_dev_one(e, off, len)) {                                     \
+                tlb_put_big_dev(&fv->disp, tls.tlb, gpa, t);                   \
                 return rw_dev(as, e, off, attrs, buf, (unsigned)len,           \
                               is_write);                                       \
             }                                                                  \
         }                                                                      \
         return rw_index_##dir(as, fv, gpa, attrs, buf, len);                   \
+    }                                                                          \
+    static NO_IPA ms_tx_result rw_dev_##dir(                                   \
+        ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
+        struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
+    {                                                                          \
+        const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
+        uint64_t off = e->offset + (gpa - t->tag_r);                           \
+        if (LIKELY(tlb_dev(t, gpa) && !attrs.memory &&                         \
+                   rw_dev_one(e, off, len))) {                                 \
+            return rw_dev(as, e, off, attrs, buf, (unsigned)len, is_write);    \
+        }                                                                      \
+        return rw_miss_##dir(as, ms__rcu_deref(&as->view), gpa, attrs, buf,    \
+                             len);                                             \
     }
 RW_MISS(read, false)
 RW_MISS(write, true)
@@ -1829,16 +1832,23 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
     ms__rcu_read_lock();
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
-    /* Within one page: the TLB (which only holds RAM, as rw_miss wants). */
-    if (LIKELY(len - 1 <= (~gpa & (TLB_PAGE - 1)) &&
-               tlb_hit(&fv->disp, gpa, len, is_write, true, &h))) {
-        if (is_write) {
-            copy(h, buf, len);
-        } else {
-            copy(buf, h, len);
+    /* Within one page: the TLB's RAM, then its device page. */
+    if (LIKELY(len - 1 <= (~gpa & (TLB_PAGE - 1)))) {
+        const struct tlb_ent *t;
+        if (LIKELY(tlb_hit(&fv->disp, gpa, len, is_write, true, &h, &t))) {
+            if (is_write) {
+                copy(h, buf, len);
+            } else {
+                copy(buf, h, len);
+            }
+            ms__rcu_read_unlock(&as->sys->rcu_token);
+            return MS_TX_OK;
         }
-        ms__rcu_read_unlock(&as->sys->rcu_token);
-        return MS_TX_OK;
+        t = tlb_big_dev_slot(t);
+        if (tlb_is_dev(&fv->disp, t)) {
+            return is_write ? rw_dev_write(as, t, gpa, attrs, buf, len)
+                            : rw_dev_read(as, t, gpa, attrs, buf, len);
+        }
     }
     return is_write ? rw_miss_write(as, fv, gpa, attrs, buf, len)
                     : rw_miss_read(as, fv, gpa, attrs, buf, len);
@@ -2171,7 +2181,7 @@ static ALWAYS_INLINE uint64_t ld(ms_as *as, uint64_t gpa, struct ms_attrs attrs,
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
     const struct tlb_ent *t;
-    if (LIKELY(tlb_hit_at(&fv->disp, gpa, size, false, false, &h, &t))) {
+    if (LIKELY(tlb_hit(&fv->disp, gpa, size, false, false, &h, &t))) {
         uint64_t v = load_ord(h, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         if (res) {
@@ -2336,7 +2346,7 @@ static ALWAYS_INLINE ms_tx_result st(ms_as *as, uint64_t gpa, uint64_t v,
     const ms_flatview *fv = ms__rcu_deref(&as->view);
     uint8_t *h;
     const struct tlb_ent *t;
-    if (LIKELY(tlb_hit_at(&fv->disp, gpa, size, true, false, &h, &t))) {
+    if (LIKELY(tlb_hit(&fv->disp, gpa, size, true, false, &h, &t))) {
         store_ord(h, v, size, big);
         ms__rcu_read_unlock(&as->sys->rcu_token);
         return MS_TX_OK;
