@@ -472,12 +472,13 @@ static ALWAYS_INLINE void tlb_put_big_dev(const struct ms__dispatch *d,
 
 /*
  * Remember that accesses of @gpa in table @d go to the callbacks of @e,
- * both reads and writes (so not for a ROM device in ROMD mode).  In the
- * 4 KiB level, where the typed paths look right after the first level
- * (the first is for RAM: device ranges are small, and their pages would
- * compete with RAM's for its slots); the entry holds the range's bounds,
- * tested there.  Called inside the read-side section (@d is read),
- * before the callbacks.
+ * both reads and writes (so not for a ROM device in ROMD mode): in the
+ * 4 KiB level, and beside the first level's entry of the page
+ * (tlb_big_dev_slot()), where accesses look right after a first-level
+ * miss.  Not in the first level itself, whose slots are RAM's: device
+ * ranges are small, and their pages would evict hot RAM pages.  The entry
+ * holds the range's bounds (tlb_dev()).  Called inside the read-side
+ * section (@d is read), before the callbacks.
  */
 static __attribute__((noinline)) void
 tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
@@ -1201,6 +1202,33 @@ static ALWAYS_INLINE unsigned mmio_amax(uint32_t m)
 }
 
 /*
+ * The guard's push when its stack is empty (no callback runs on this
+ * thread): @e's key, if @e is guarded, as the only entry.  The callbacks
+ * leave the stack as they found it, so the caller empties it afterwards
+ * without another look at the entry (tls.depth = 0).
+ */
+static ALWAYS_INLINE void guard_first(const struct ms__dent *e)
+{
+    if (e->flags & MS__D_GUARD) {
+        tls.guard[0] = e->guard_key;
+        tls.depth = 1;
+    }
+}
+
+/*
+ * One callback of @e reads @size bytes at @offset, the guard's stack being
+ * empty (guard_first()).
+ */
+static ALWAYS_INLINE uint64_t mmio_read_one(const struct ms__dent *e,
+                                            uint64_t offset, unsigned size)
+{
+    guard_first(e);
+    uint64_t v = e->ops->read(e->opaque, offset, size) & size_mask(size);
+    tls.depth = 0;
+    return v;
+}
+
+/*
  * Callbacks of impl.max bytes read the @size bytes at @offset of @e
  * (mmio_split() said yes), put together in the device's order (7.4.4,
  * call_device()'s loop).
@@ -1222,10 +1250,7 @@ static ALWAYS_INLINE uint64_t mmio_read_loop(const struct ms__dent *e,
 static __attribute__((noinline)) uint64_t
 mmio_read_pieces(const struct ms__dent *e, uint64_t offset, unsigned size)
 {
-    if (e->flags & MS__D_GUARD) {
-        tls.guard[0] = e->guard_key;
-        tls.depth = 1;
-    }
+    guard_first(e);
     uint64_t v = mmio_read_loop(e, offset, size);
     tls.depth = 0;
     return v;
@@ -1305,24 +1330,6 @@ mmio_one_nested(ms_system *sys, const struct ms__dent *e, uint64_t offset,
 }
 
 /*
- * One callback of @e reads @size bytes at @offset, the guard's stack being
- * empty (no callback runs on this thread); empty again after the
- * callback, which leaves it as it found it.  So it is emptied without a
- * look at the entry.
- */
-static ALWAYS_INLINE uint64_t mmio_read_one(const struct ms__dent *e,
-                                            uint64_t offset, unsigned size)
-{
-    if (e->flags & MS__D_GUARD) {
-        tls.guard[0] = e->guard_key;
-        tls.depth = 1;
-    }
-    uint64_t v = e->ops->read(e->opaque, offset, size) & size_mask(size);
-    tls.depth = 0;
-    return v;
-}
-
-/*
  * The MMIO fast path of a read (mmio_simple() said yes): one callback of
  * @size bytes; @*value comes back in the requested order (@big).
  */
@@ -1363,10 +1370,7 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
     if (UNLIKELY(tls.depth != 0)) {
         return mmio_one_nested(sys, e, offset, &value, size, true);
     }
-    if (e->flags & MS__D_GUARD) {
-        tls.guard[0] = e->guard_key;
-        tls.depth = 1;
-    }
+    guard_first(e);
     e->ops->write(e->opaque, offset, value & size_mask(size), size);
     tls.depth = 0;
     return MS_TX_OK;
