@@ -1380,13 +1380,40 @@ static void test_reentrancy(void)
     CHECK(strstr(tu_last_log, "re-entrant") != NULL);
     CHECK(strstr(tu_last_log, "'dev'") != NULL);
 
+    /* The same from an 8-byte read made of two 4-byte callbacks. */
+    d.n = 0;
+    d.inner = 1;
+    d.inner_res = MS_TX_OK;
+    CHECK_EQ(ms_as_ldq_le(as, 0x1000, U, &res), 0x1716151413121110);
+    CHECK_EQ(res, MS_TX_OK);
+    CHECK_EQ(d.inner_calls, 2);
+    CHECK_EQ(d.inner_res, MS_TX_ACCESS_ERROR);
+    CHECK_EQ(d.n, 2); /* both pieces, not the inner one */
+    CHECK_EQ(tu_log_count, 1); /* logged once per region */
+
+    /* And from a 4-byte read made of four 1-byte callbacks. */
+    struct dev narrow;
+    dev_plain(&narrow);
+    narrow.ops.impl.max_access_size = 1;
+    add_io("narrow", 0x3000, 0x100, &narrow);
+    narrow.as = as;
+    narrow.inner = 1;
+    narrow.inner_gpa = 0x3004;
+    CHECK_EQ(ms_as_ldl_le(as, 0x3000, U, &res), 0x13121110);
+    CHECK_EQ(res, MS_TX_OK);
+    CHECK_EQ(narrow.inner_calls, 1);
+    CHECK_EQ(narrow.inner_res, MS_TX_ACCESS_ERROR);
+    CHECK_EQ(narrow.n, 4);
+    CHECK_EQ(tu_log_count, 2);
+    CHECK(strstr(tu_last_log, "'narrow'") != NULL);
+
     /* A DMA write landing on itself from a write callback. */
     d.n = 0;
     d.inner = 2;
     CHECK_EQ(ms_as_stl_le(as, 0x1000, 7, U), MS_TX_OK);
     CHECK_EQ(d.inner_res, MS_TX_ACCESS_ERROR);
     CHECK_EQ(d.n, 1);
-    CHECK_EQ(tu_log_count, 1); /* logged once per region */
+    CHECK_EQ(tu_log_count, 2); /* logged once per region: no new line */
 
     /* The guard was released: the device works again. */
     CHECK_EQ(ms_as_ldub(as, 0x1000, U, &res), 7);
