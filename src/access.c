@@ -131,7 +131,8 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
  */
 #define TLB_PAGE_BITS MS__PAGE_BITS
 #define TLB_PAGE ((uint64_t)1 << TLB_PAGE_BITS)
-#define TLB_SIZE MS__TLB_SIZE /* entries per table: 32 KiB per thread */
+#define TLB_SIZE MS__TLB_SIZE     /* entries per table: 32 KiB per thread */
+#define TLB_BESIDE (2 * TLB_SIZE) /* the third table (tlb_big_dev_slot()) */
 #define TLB_ALL (3 * TLB_SIZE)
 /*
  * In a device entry's generation: accesses of the page go to the device
@@ -301,7 +302,18 @@ static ALWAYS_INLINE struct tlb_ent *tlb_dev_slot(struct tlb_ent *tlb,
 static ALWAYS_INLINE const struct tlb_ent *
 tlb_big_dev_slot(const struct tlb_ent *t)
 {
-    return t + 2 * TLB_SIZE;
+    return t + TLB_BESIDE;
+}
+
+/*
+ * Copy device entry @s, which holds the range of @gpa in table @d, to the
+ * third table of TLB @t (tlb_big_dev_slot()).
+ */
+static ALWAYS_INLINE void tlb_put_big_dev(const struct ms__dispatch *d,
+                                          struct tlb_ent *t, uint64_t gpa,
+                                          const struct tlb_ent *s)
+{
+    *tlb_big(t + TLB_BESIDE, d->big_shift, gpa) = *s;
 }
 
 /*
@@ -329,6 +341,24 @@ static ALWAYS_INLINE bool tlb_is_dev(const struct ms__dispatch *d,
 static ALWAYS_INLINE bool tlb_dev(const struct tlb_ent *t, uint64_t gpa)
 {
     return gpa - t->tag_r <= t->tag_w;
+}
+
+/*
+ * The 4 KiB level's device entry for an access at @gpa of table @d, if it
+ * holds the range of @gpa (the miss paths' second chance after the one
+ * beside the first level); copied beside the first level's entry, so
+ * that of two devices in one first-level page the one last used is found
+ * there.  NULL if none.
+ */
+static ALWAYS_INLINE const struct tlb_ent *
+tlb_small_dev(const struct ms__dispatch *d, uint64_t gpa)
+{
+    const struct tlb_ent *s = tlb_dev_slot(tls.tlb, gpa);
+    if (!tlb_is_dev(d, s) || !tlb_dev(s, gpa)) {
+        return NULL;
+    }
+    tlb_put_big_dev(d, tls.tlb, gpa, s);
+    return s;
 }
 
 /* tlb_hit() for the RAM pages of the 4 KiB level. */
@@ -457,17 +487,6 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
     t->tag_w = w ? tag : tlb_no_write(tag, shift);
     t->addend = addend;
     return ret;
-}
-
-/*
- * Copy device entry @s, which holds the range of @gpa in table @d, to the
- * third table of TLB @t (tlb_big_dev_slot()).
- */
-static ALWAYS_INLINE void tlb_put_big_dev(const struct ms__dispatch *d,
-                                          struct tlb_ent *t, uint64_t gpa,
-                                          const struct tlb_ent *s)
-{
-    *(struct tlb_ent *)tlb_big_dev_slot(tlb_big(t, d->big_shift, gpa)) = *s;
 }
 
 /*
@@ -1115,13 +1134,26 @@ static bool guard_enter(ms_system *sys, const struct ms__dent *e,
     return false;
 }
 
+/*
+ * The guard's push when its stack is empty (no callback runs on this
+ * thread): @e's key, if @e is guarded, as the only entry.  The callbacks
+ * leave the stack as they found it, so the caller empties it afterwards
+ * without another look at the entry (tls.depth = 0).
+ */
+static ALWAYS_INLINE void guard_first(const struct ms__dent *e)
+{
+    if (e->flags & MS__D_GUARD) {
+        tls.guard[0] = e->guard_key;
+        tls.depth = 1;
+    }
+}
+
 /* guard_enter() with the common case inline: no device callback running. */
 static ALWAYS_INLINE bool guard_push(ms_system *sys, const struct ms__dent *e,
                                      uint64_t offset)
 {
     if (LIKELY(tls.depth == 0)) {
-        tls.guard[0] = e->guard_key;
-        tls.depth = 1;
+        guard_first(e);
         return true;
     }
     return guard_enter(sys, e, offset);
@@ -1199,20 +1231,6 @@ static ALWAYS_INLINE bool ioeventfd_takes(ms_region *mr, uint64_t offset,
 static ALWAYS_INLINE unsigned mmio_amax(uint32_t m)
 {
     return 1u << ((m >> MM_AMAX_SHIFT) & 3);
-}
-
-/*
- * The guard's push when its stack is empty (no callback runs on this
- * thread): @e's key, if @e is guarded, as the only entry.  The callbacks
- * leave the stack as they found it, so the caller empties it afterwards
- * without another look at the entry (tls.depth = 0).
- */
-static ALWAYS_INLINE void guard_first(const struct ms__dent *e)
-{
-    if (e->flags & MS__D_GUARD) {
-        tls.guard[0] = e->guard_key;
-        tls.depth = 1;
-    }
 }
 
 /*
@@ -1807,6 +1825,9 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
     {                                                                          \
         return rw_miss(as, fv, gpa, attrs, buf, len, is_write);                \
     }                                                                          \
+    static NO_IPA ms_tx_result rw_dev_##dir(                                   \
+        ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
+        struct ms_attrs attrs, uint8_t *buf, uint64_t len);                    \
     static __attribute__((noinline)) ms_tx_result rw_miss_##dir(               \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs, \
         uint8_t *buf, uint64_t len)                                            \
@@ -1822,15 +1843,9 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             return MS_TX_OK;                                                   \
         }                                                                      \
-        const struct tlb_ent *t = tlb_dev_slot(tls.tlb, gpa);                  \
-        if (tlb_is_dev(&fv->disp, t) && tlb_dev(t, gpa) && !attrs.memory) {    \
-            const struct ms__dent *e = (const struct ms__dent *)t->addend;     \
-            uint64_t off = e->offset + (gpa - t->tag_r);                       \
-            if (rw_dev_one(e, off, len)) {                                     \
-                tlb_put_big_dev(&fv->disp, tls.tlb, gpa, t);                   \
-                return rw_dev(as, e, off, attrs, buf, (unsigned)len,           \
-                              is_write);                                       \
-            }                                                                  \
+        const struct tlb_ent *s = tlb_small_dev(&fv->disp, gpa);               \
+        if (s) {                                                               \
+            return rw_dev_##dir(as, s, gpa, attrs, buf, len);                  \
         }                                                                      \
         return rw_index_##dir(as, fv, gpa, attrs, buf, len);                   \
     }                                                                          \
@@ -1838,14 +1853,18 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
         struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
     {                                                                          \
+        if (UNLIKELY(!tlb_dev(t, gpa))) {                                      \
+            return rw_miss_##dir(as, ms__rcu_deref(&as->view), gpa, attrs,     \
+                                 buf, len);                                    \
+        }                                                                      \
         const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
         uint64_t off = e->offset + (gpa - t->tag_r);                           \
-        if (LIKELY(tlb_dev(t, gpa) && !attrs.memory &&                         \
-                   rw_dev_one(e, off, len))) {                                 \
+        if (LIKELY(!attrs.memory && rw_dev_one(e, off, len))) {                \
             return rw_dev(as, e, off, attrs, buf, (unsigned)len, is_write);    \
         }                                                                      \
-        return rw_miss_##dir(as, ms__rcu_deref(&as->view), gpa, attrs, buf,    \
-                             len);                                             \
+        /* The device's, but not one piece: the index's loop. */               \
+        return rw_index_##dir(as, ms__rcu_deref(&as->view), gpa, attrs, buf,   \
+                              len);                                            \
     }
 RW_MISS(read, false)
 RW_MISS(write, true)
@@ -2174,9 +2193,8 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
             }                                                                  \
             return v;                                                          \
         }                                                                      \
-        const struct tlb_ent *s = tlb_dev_slot(tls.tlb, gpa);                  \
-        if (tlb_is_dev(&fv->disp, s) && tlb_dev(s, gpa)) {                     \
-            tlb_put_big_dev(&fv->disp, tls.tlb, gpa, s);                       \
+        const struct tlb_ent *s = tlb_small_dev(&fv->disp, gpa);               \
+        if (s) {                                                               \
             return ld_dev##size(as, s, gpa, big, attrs, res);                  \
         }                                                                      \
         return ld_index##size(as, fv, gpa, big, attrs, res);                   \
@@ -2338,9 +2356,8 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
             ms__rcu_read_unlock(&as->sys->rcu_token);                          \
             return MS_TX_OK;                                                   \
         }                                                                      \
-        const struct tlb_ent *s = tlb_dev_slot(tls.tlb, gpa);                  \
-        if (tlb_is_dev(&fv->disp, s) && tlb_dev(s, gpa)) {                     \
-            tlb_put_big_dev(&fv->disp, tls.tlb, gpa, s);                       \
+        const struct tlb_ent *s = tlb_small_dev(&fv->disp, gpa);               \
+        if (s) {                                                               \
             return st_dev##size(as, s, gpa, v, big, attrs);                    \
         }                                                                      \
         return st_index##size(as, fv, gpa, v, big, attrs);                     \

@@ -273,8 +273,8 @@ static uint64_t mark_pages(struct ms__dent *d, size_t nr)
         uint64_t low = sheet_low(d, s, t, page, pmask, &w);
         for (size_t k = s; low && k <= t; k++) {
             if ((d[k].gpa & ~pmask) == page && (d[k].last & ~pmask) == page) {
-                d[k].flags |= (uint32_t)low << MS__D_PAGE_SHIFT |
-                              (w ? MS__D_PAGE_W : 0);
+                d[k].flags |=
+                    (uint32_t)low << MS__D_PAGE_SHIFT | (w ? MS__D_PAGE_W : 0);
             }
         }
         pages += low != 0; /* entry i, inside the page, was marked */
@@ -355,9 +355,11 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr,
     /* Pages inside one range, and inside one stretch. */
     uint64_t whole[MS__TLB_BIG_MAX + 1] = {0};
     uint64_t in_stretch[MS__TLB_BIG_MAX + 1] = {0};
-    size_t first = 0; /* of the current stretch */
+    size_t first = 0;  /* of the current stretch */
+    bool cont = false; /* continues(d, i), from the iteration before */
     for (size_t i = 0; i < nr; i++) {
-        if ((d[i].flags & rd) == rd) {
+        bool ram = (d[i].flags & rd) == rd;
+        if (ram) {
             for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
                 uint64_t n = pages_in(d[i].gpa, d[i].last, s);
                 if (!n) {
@@ -366,10 +368,11 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr,
                 whole[s] += n; /* at most 2^52 pages in all */
             }
         }
-        if (!continues(d, i)) {
+        if (!cont) {
             first = i;
         }
-        if ((d[i].flags & rd) == rd && (i + 1 == nr || !continues(d, i + 1))) {
+        cont = i + 1 < nr && continues(d, i + 1);
+        if (ram && !cont) {
             for (unsigned s = MS__PAGE_BITS + 1; s <= MS__TLB_BIG_MAX; s++) {
                 uint64_t n = pages_in(d[first].gpa, d[i].last, s);
                 if (!n) {
@@ -384,8 +387,8 @@ static unsigned big_shift(const struct ms__dent *d, size_t nr,
     *nr_sheets = 0;
     for (unsigned s = MS__PAGE_BITS; s <= MS__TLB_BIG_MAX; s++) {
         uint64_t most = (uint64_t)MS__TLB_SIZE << s;
-        uint64_t sheets = s == MS__PAGE_BITS ? low_pages
-                                             : in_stretch[s] - whole[s];
+        uint64_t sheets =
+            s == MS__PAGE_BITS ? low_pages : in_stretch[s] - whole[s];
         uint64_t cover = page_bytes(whole[s], s);
         uint64_t all = cover + page_bytes(sheets, s);
         all = all < cover ? UINT64_MAX : all;
@@ -431,8 +434,8 @@ int ms__dispatch_build(ms_flatview *fv)
         ms__access_dent_init(&dents[i], &fv->ranges[i]);
     }
     uint64_t nr_sheets;
-    set_big_shift(disp, big_shift(dents, fv->nr, mark_pages(dents, fv->nr),
-                                  &nr_sheets));
+    set_big_shift(
+        disp, big_shift(dents, fv->nr, mark_pages(dents, fv->nr), &nr_sheets));
     if (nr_sheets) { /* at most one per range */
         struct ms__sheet *sh = malloc((size_t)nr_sheets * sizeof(*sh));
         if (!sh) {
