@@ -1753,6 +1753,62 @@ static ALWAYS_INLINE bool rw_dev_one(const struct ms__dent *e, uint64_t off,
            !(off & (len - 1));
 }
 
+static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
+                                     uint64_t off, unsigned size, bool big,
+                                     struct ms_attrs attrs, ms_tx_result *res);
+
+/*
+ * rw_dev_read##size() in every case but its common one: a load of @size
+ * bytes in host order is the same access (ld_dev()).
+ */
+#define RW_DEV_READ_SLOW(size)                                                 \
+    static __attribute__((noinline)) ms_tx_result rw_dev_read_slow##size(      \
+        ms_as *as, const struct ms__dent *e, uint64_t off,                     \
+        struct ms_attrs attrs, uint8_t *buf)                                   \
+    {                                                                          \
+        ms_tx_result r;                                                        \
+        store_host(buf, ld_dev(as, e, off, size, HOST_BIG, attrs, &r), size);  \
+        return r;                                                              \
+    }
+RW_DEV_READ_SLOW(1)
+RW_DEV_READ_SLOW(2)
+RW_DEV_READ_SLOW(4)
+RW_DEV_READ_SLOW(8)
+
+/*
+ * A buffer read of one device piece of @size bytes (rw_dev_one() said
+ * yes): with one callback, no other running on this thread and a device
+ * in host order, as ld_dev(); the read-side section ends.
+ */
+#define RW_DEV_READ(size)                                                      \
+    static __attribute__((noinline)) ms_tx_result rw_dev_read##size(           \
+        ms_as *as, const struct ms__dent *e, uint64_t off,                     \
+        struct ms_attrs attrs, uint8_t *buf)                                   \
+    {                                                                          \
+        uint32_t m = e->mmio;                                                  \
+        if (LIKELY(tls.depth == 0 && !(m & MM_BIG) == !HOST_BIG)) {            \
+            uint64_t v;                                                        \
+            if (LIKELY(m & (1u << size))) {                                    \
+                v = mmio_read_one(e, off, size);                               \
+            } else if (size == 2 * mmio_amax(m)) {                             \
+                /* Split: a piece of the loop is valid and >= impl.min. */     \
+                v = mmio_read_two(e, off, size / 2);                           \
+            } else {                                                           \
+                return rw_dev_read_slow##size(as, e, off, attrs, buf);         \
+            }                                                                  \
+            ms__rcu_read_unlock(&as->sys->rcu_token);                          \
+            store_host(buf, v, size);                                          \
+            ms_tx_result ok = MS_TX_OK; /* not kept across the call */         \
+            KEEP(ok);                                                          \
+            return ok;                                                         \
+        }                                                                      \
+        return rw_dev_read_slow##size(as, e, off, attrs, buf);                 \
+    }
+RW_DEV_READ(1)
+RW_DEV_READ(2)
+RW_DEV_READ(4)
+RW_DEV_READ(8)
+
 /*
  * rw_loop()'s MMIO piece without the loop, for an access rw_dev_one()
  * accepts and a requester that may touch devices; the read-side section
@@ -1765,6 +1821,18 @@ static ALWAYS_INLINE ms_tx_result rw_dev(ms_as *as, const struct ms__dent *e,
 {
     ms_system *sys = as->sys;
     ms_tx_result r;
+    if (!is_write) {
+        switch (n) {
+        case 8:
+            return rw_dev_read8(as, e, off, attrs, buf);
+        case 4:
+            return rw_dev_read4(as, e, off, attrs, buf);
+        case 2:
+            return rw_dev_read2(as, e, off, attrs, buf);
+        default:
+            return rw_dev_read1(as, e, off, attrs, buf);
+        }
+    }
     if (is_write) {
         r = dispatch_write(sys, e, off, load_host(buf, n), n, HOST_BIG, attrs);
     } else {
@@ -2109,6 +2177,15 @@ ld_dev_general(ms_as *as, const struct ms__dent *e, uint64_t off, unsigned size,
     return ld_dev_done(as, r, v, res);
 }
 
+/* ld_dev()'s one callback when the value needs a byte swap. */
+static __attribute__((noinline)) uint64_t
+ld_dev_swapped(ms_as *as, const struct ms__dent *e, uint64_t off, unsigned size,
+               ms_tx_result *res)
+{
+    uint64_t v = mmio_read_one(e, off, size);
+    return ld_dev_done(as, MS_TX_OK, bswap_sized(v, size), res);
+}
+
 /*
  * Device callbacks read @e at offset @off of its region, and the
  * read-side section ends.  The fast paths inline, so that the value stays
@@ -2120,19 +2197,30 @@ static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
 {
     uint32_t m = e->mmio;
     if (LIKELY(tls.depth == 0)) {
-        unsigned swap = (big ^ (m >> MM_BIG_BIT)) & 1;
-        uint64_t v;
+        /* The fast paths succeed: @*res is set before the callbacks, so
+         * that it need not live across them. */
         if (LIKELY(mmio_simple(m, off, size))) {
-            KEEP(swap); /* one register across the call, not two */
-            v = mmio_read_one(e, off, size);
-        } else if (mmio_split(m, off, size)) {
-            KEEP(swap);
-            v = size == 2 * mmio_amax(m) ? mmio_read_two(e, off, size / 2)
-                                         : mmio_read_pieces(e, off, size);
-        } else {
-            return ld_dev_general(as, e, off, size, big, attrs, res);
+            if (UNLIKELY((m & MM_BIG) != (uint32_t)big << MM_BIG_BIT)) {
+                return ld_dev_swapped(as, e, off, size, res);
+            }
+            /* Only the thread's state lives across the call. */
+            if (res) {
+                *res = MS_TX_OK;
+            }
+            return ld_dev_done(as, MS_TX_OK, mmio_read_one(e, off, size), NULL);
         }
-        return ld_dev_done(as, MS_TX_OK, swap ? bswap_sized(v, size) : v, res);
+        if (mmio_split(m, off, size)) {
+            unsigned swap = (big ^ (m >> MM_BIG_BIT)) & 1;
+            if (res) {
+                *res = MS_TX_OK;
+            }
+            KEEP(swap); /* one register across the calls, not two */
+            uint64_t v = size == 2 * mmio_amax(m)
+                             ? mmio_read_two(e, off, size / 2)
+                             : mmio_read_pieces(e, off, size);
+            return ld_dev_done(as, MS_TX_OK, swap ? bswap_sized(v, size) : v,
+                               NULL);
+        }
     }
     return ld_dev_general(as, e, off, size, big, attrs, res);
 }
@@ -2299,14 +2387,39 @@ static __attribute__((noinline)) ms_tx_result st_cold(ms_as *as, uint64_t gpa,
  * Device callbacks write @v to @e at offset @off of its region; the
  * read-side section ends.
  */
+static __attribute__((noinline)) ms_tx_result
+st_dev_general(ms_as *as, const struct ms__dent *e, uint64_t off, uint64_t v,
+               unsigned size, bool big, struct ms_attrs attrs)
+{
+    ms_tx_result r = dispatch_write(as->sys, e, off, v, size, big, attrs);
+    ms__rcu_read_unlock(&as->sys->rcu_token);
+    return r;
+}
+
 static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
                                          uint64_t off, uint64_t v,
                                          unsigned size, bool big,
                                          struct ms_attrs attrs)
 {
-    ms_tx_result r = dispatch_write(as->sys, e, off, v, size, big, attrs);
-    ms__rcu_read_unlock(&as->sys->rcu_token);
-    return r;
+    uint32_t m = e->mmio;
+    /* One callback, no other running on this thread, no ioeventfd: as
+     * mmio_write_fast(), with nothing but the thread's state across the
+     * call. */
+    if (LIKELY(tls.depth == 0 && mmio_simple(m, off, size) &&
+               !__atomic_load_n(&e->mr->evs, __ATOMIC_RELAXED))) {
+        if ((m & MM_BIG) != (uint32_t)big << MM_BIG_BIT) {
+            v = bswap_sized(v, size);
+        }
+        guard_first(e);
+        e->ops->write(e->opaque, off, v & size_mask(size), size);
+        tls.depth = 0;
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        /* Made here, or gcc keeps the depth's 0 across the call for it. */
+        ms_tx_result ok = MS_TX_OK;
+        KEEP(ok);
+        return ok;
+    }
+    return st_dev_general(as, e, off, v, size, big, attrs);
 }
 
 /* Out of line: a TLB miss (see ld_miss()). */

@@ -66,10 +66,15 @@ struct dev {
     int n;     /* calls recorded (at most 64) */
     int total; /* calls made */
     /* Re-entrancy scripting: from inside a callback, do @inner once. */
-    int inner; /* 0 none, 1 ldl of inner_gpa, 2 ms_as_write there */
+    /* 0 none, 1 ldl of inner_gpa, 2 ms_as_write there, 3 ms_as_read
+     * there, 4 stl there */
+    int inner;
     ms_as *as;
     uint64_t inner_gpa;
     ms_tx_result inner_res;
+    /* Then, if set, an ldl of inner_then (result in then_res). */
+    uint64_t inner_then;
+    ms_tx_result then_res;
     int inner_calls;
     ms_tx_result result; /* returned by *_with_attrs callbacks */
     struct ms_attrs last_attrs;
@@ -124,11 +129,18 @@ static void do_inner(struct dev *d)
     int what = d->inner;
     d->inner = 0; /* once */
     d->inner_calls++;
+    uint32_t v = 0x5a5a5a5a;
     if (what == 1) {
         (void)ms_as_ldl_le(d->as, d->inner_gpa, U, &d->inner_res);
-    } else {
-        uint32_t v = 0x5a5a5a5a;
+    } else if (what == 2) {
         d->inner_res = ms_as_write(d->as, d->inner_gpa, U, &v, 4);
+    } else if (what == 3) {
+        d->inner_res = ms_as_read(d->as, d->inner_gpa, U, &v, 4);
+    } else {
+        d->inner_res = ms_as_stl_le(d->as, d->inner_gpa, v, U);
+    }
+    if (d->inner_then) {
+        (void)ms_as_ldl_le(d->as, d->inner_then, U, &d->then_res);
     }
 }
 
@@ -1388,7 +1400,7 @@ static void test_reentrancy(void)
     CHECK_EQ(res, MS_TX_OK);
     CHECK_EQ(d.inner_calls, 2);
     CHECK_EQ(d.inner_res, MS_TX_ACCESS_ERROR);
-    CHECK_EQ(d.n, 2); /* both pieces, not the inner one */
+    CHECK_EQ(d.n, 2);          /* both pieces, not the inner one */
     CHECK_EQ(tu_log_count, 1); /* logged once per region */
 
     /* And from a 4-byte read made of four 1-byte callbacks. */
@@ -1435,6 +1447,30 @@ static void test_reentrancy(void)
     d.inner_gpa = 0x10;
     (void)ms_as_ldub(as, 0x1000, U, &res);
     CHECK_EQ(d.inner_res, MS_TX_OK);
+
+    /* Having reached another device, by any kind of access, a callback
+     * is still refused its own: the other device's call must not lose
+     * the outer one's guard (the fast paths assume an empty stack). */
+    other.inner = 0;
+    for (int what = 1; what <= 4; what++) {
+        for (int via_read = 0; via_read < 2; via_read++) {
+            d.n = other.n = 0;
+            d.inner = what;
+            d.inner_gpa = 0x2008;
+            d.inner_then = 0x1004;
+            d.inner_res = d.then_res = MS_TX_ERROR;
+            if (via_read) {
+                (void)ms_as_ldl_le(as, 0x1000, U, &res);
+            } else {
+                CHECK_EQ(ms_as_stl_le(as, 0x1000, 0x01020304, U), MS_TX_OK);
+            }
+            CHECK_EQ(d.inner_res, MS_TX_OK);
+            CHECK_EQ(other.n, 1);
+            CHECK_EQ(d.then_res, MS_TX_ACCESS_ERROR);
+            CHECK_EQ(d.n, 1);
+        }
+    }
+    d.inner_then = 0;
     teardown();
 }
 
@@ -1606,8 +1642,8 @@ static ms_region *add_host_ram(const char *name, void *host, uint64_t size,
  * @n RAM ranges over @mem at @at, back to back, of @size bytes each but
  * the last, which reaches @total; they go in @piece.
  */
-static void add_pieces(ms_region **piece, unsigned n, uint8_t *mem,
-                       uint64_t at, uint64_t size, uint64_t total)
+static void add_pieces(ms_region **piece, unsigned n, uint8_t *mem, uint64_t at,
+                       uint64_t size, uint64_t total)
 {
     for (unsigned i = 0; i < n; i++) {
         uint64_t off = (uint64_t)i * size;
@@ -1719,8 +1755,7 @@ static void test_tlb_big_pages(void)
         CHECK_EQ(ms_as_ldq_le(as, UINT64_MAX - 3, U, &r), 0);
         CHECK_EQ(r, MS_TX_DECODE_ERROR);
         CHECK_EQ(ms_as_stq_le(as, UINT64_MAX - 3, 0, U), MS_TX_DECODE_ERROR);
-        CHECK_EQ(ms_as_stw_le(as, 0x100 + (uint64_t)pass, 0xabcd, U),
-                 MS_TX_OK);
+        CHECK_EQ(ms_as_stw_le(as, 0x100 + (uint64_t)pass, 0xabcd, U), MS_TX_OK);
         CHECK_EQ(ha[0x100 + pass], 0xcd);
     }
     const uint8_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -1815,8 +1850,8 @@ static void test_tlb_random(void)
                 CHECK_EQ(got, want);
                 CHECK_EQ(got_r, inside ? MS_TX_OK : MS_TX_DECODE_ERROR);
             }
-            uint64_t v = tlb_rand(UINT64_MAX) & (sz == 8 ? UINT64_MAX
-                                                          : (1ull << 8 * sz) - 1);
+            uint64_t v = tlb_rand(UINT64_MAX) &
+                         (sz == 8 ? UINT64_MAX : (1ull << 8 * sz) - 1);
             for (int pass = 0; pass < 2; pass++) {
                 ms_tx_result wr = tu_store(as, a, v, sz);
                 CHECK_EQ(wr, inside ? MS_TX_OK : MS_TX_DECODE_ERROR);
@@ -1825,8 +1860,8 @@ static void test_tlb_random(void)
             if (inside) {
                 uint64_t now = 0;
                 memcpy(&now, h, sz);
-                CHECK_EQ(now, ~v & (sz == 8 ? UINT64_MAX
-                                            : (1ull << 8 * sz) - 1));
+                CHECK_EQ(now,
+                         ~v & (sz == 8 ? UINT64_MAX : (1ull << 8 * sz) - 1));
             }
         }
     }
@@ -1860,9 +1895,9 @@ static void put_le(uint8_t *p, uint64_t v, unsigned len)
  * of 8-byte blocks): each round one range is hidden, made read-only,
  * logged, shadowed, or left alone; each access is made twice, so that
  * the second meets the TLB; buffer reads and writes of up to 3 pages
- * follow; the buffer is compared with a model after every round.  Then with a boundary at an odd address in the middle, so
- * that the first level has 8 KiB pages, one of which is no sheet (but
- * has a 4 KiB half that is).
+ * follow; the buffer is compared with a model after every round.  Then with a
+ * boundary at an odd address in the middle, so that the first level has 8 KiB
+ * pages, one of which is no sheet (but has a 4 KiB half that is).
  */
 static void test_tlb_big_sheets_in(bool odd)
 {
@@ -1905,7 +1940,7 @@ static void test_tlb_big_sheets_in(bool odd)
             unsigned len = 1u << tlb_rand(4);
             /* Mostly near the ends of a random range, or of the chosen
              * one; sometimes past the end of the buffer. */
-            uint64_t a = tlb_rand(4) == 0 ? tlb_rand(SZ)
+            uint64_t a = tlb_rand(4) == 0   ? tlb_rand(SZ)
                          : tlb_rand(3) == 0 ? start[tlb_rand(NP + 1)]
                          : tlb_rand(2)      ? start[w + tlb_rand(2)]
                                             : start[ODD + tlb_rand(2)];
@@ -1919,11 +1954,10 @@ static void test_tlb_big_sheets_in(bool odd)
                 k1++;
             }
             bool is_store = tlb_rand(2);
-            bool ok = k0 < NP && k0 == k1 &&
-                      !(k0 == w && what == HIDE) &&
+            bool ok = k0 < NP && k0 == k1 && !(k0 == w && what == HIDE) &&
                       !(is_store && k0 == w && what == RO);
-            uint8_t *src = k0 == w && what == SHADOW ? alt_model + (a - base)
-                                                     : model + a;
+            uint8_t *src =
+                k0 == w && what == SHADOW ? alt_model + (a - base) : model + a;
             for (int pass = 0; pass < 2; pass++) {
                 ms_tx_result r;
                 if (is_store) {
@@ -1957,8 +1991,8 @@ static void test_tlb_big_sheets_in(bool odd)
             for (uint64_t i = 0; i < len; i++) {
                 uint64_t x = a + i;
                 bool in_w = x >= base && x - base < wlen;
-                uint8_t *m = in_w && what == SHADOW ? alt_model + (x - base)
-                                                    : model + x;
+                uint8_t *m =
+                    in_w && what == SHADOW ? alt_model + (x - base) : model + x;
                 bool fail = x >= SZ || (in_w && what == HIDE) ||
                             (is_write && in_w && what == RO);
                 buf[i] = (uint8_t)tlb_rand(256);
@@ -2017,11 +2051,10 @@ static void test_tlb_read_only_pages(void)
         if (layout) {
             add_ram("ram", 0, UINT64_C(2) << 20);
         }
-        ms_region *rom = add_region((struct ms_region_config){
-                                        .kind = MS_REGION_ROM,
-                                        .name = "rom",
-                                        .size = 0x30000},
-                                    at, 0);
+        ms_region *rom = add_region(
+            (struct ms_region_config){
+                .kind = MS_REGION_ROM, .name = "rom", .size = 0x30000},
+            at, 0);
         fill_pattern(rom, 3);
         const uint8_t *h = ms_region_host(rom);
         uint64_t page = layout ? PAGE : 0x10000;
@@ -2189,11 +2222,11 @@ static struct ms_iommu_entry reverse_pages(void *opaque, uint64_t addr,
 {
     (void)flag;
     (void)index;
-    return (struct ms_iommu_entry){
-        .target_as = opaque,
-        .translated_addr = 0x1000 + 0x2000 - 16 * ((addr >> 4) + 1),
-        .addr_mask = 15,
-        .perm = MS_IOMMU_RW};
+    return (struct ms_iommu_entry){.target_as = opaque,
+                                   .translated_addr =
+                                       0x1000 + 0x2000 - 16 * ((addr >> 4) + 1),
+                                   .addr_mask = 15,
+                                   .perm = MS_IOMMU_RW};
 }
 
 /*
