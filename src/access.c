@@ -1780,29 +1780,61 @@ RW_DEV_READ_SLOW(8)
  * yes): with one callback, no other running on this thread and a device
  * in host order, as ld_dev(); the read-side section ends.
  */
+static ALWAYS_INLINE ms_tx_result rw_dev_read_slow(ms_as *as,
+                                                   const struct ms__dent *e,
+                                                   uint64_t off,
+                                                   struct ms_attrs attrs,
+                                                   uint8_t *buf, unsigned size)
+{
+    switch (size) {
+    case 1:
+        return rw_dev_read_slow1(as, e, off, attrs, buf);
+    case 2:
+        return rw_dev_read_slow2(as, e, off, attrs, buf);
+    case 4:
+        return rw_dev_read_slow4(as, e, off, attrs, buf);
+    default:
+        return rw_dev_read_slow8(as, e, off, attrs, buf);
+    }
+}
+
+/*
+ * A buffer read of one device piece of @size bytes (rw_dev_one() said
+ * yes): with one or two callbacks, no other running on this thread and a
+ * device in host order, as ld_dev(); the read-side section ends.
+ */
+static ALWAYS_INLINE ms_tx_result rw_dev_read_piece(ms_as *as,
+                                                    const struct ms__dent *e,
+                                                    uint64_t off,
+                                                    struct ms_attrs attrs,
+                                                    uint8_t *buf, unsigned size)
+{
+    uint32_t m = e->mmio;
+    if (LIKELY(tls.depth == 0 && !(m & MM_BIG) == !HOST_BIG)) {
+        uint64_t v;
+        if (LIKELY(m & (1u << size))) {
+            v = mmio_read_one(e, off, size);
+        } else if (size == 2 * mmio_amax(m)) {
+            /* Split: a piece of the loop is valid and >= impl.min. */
+            v = mmio_read_two(e, off, size / 2);
+        } else {
+            return rw_dev_read_slow(as, e, off, attrs, buf, size);
+        }
+        ms__rcu_read_unlock(&as->sys->rcu_token);
+        store_host(buf, v, size);
+        ms_tx_result ok = MS_TX_OK; /* not kept across the call */
+        KEEP(ok);
+        return ok;
+    }
+    return rw_dev_read_slow(as, e, off, attrs, buf, size);
+}
+
 #define RW_DEV_READ(size)                                                      \
     static __attribute__((noinline)) ms_tx_result rw_dev_read##size(           \
         ms_as *as, const struct ms__dent *e, uint64_t off,                     \
         struct ms_attrs attrs, uint8_t *buf)                                   \
     {                                                                          \
-        uint32_t m = e->mmio;                                                  \
-        if (LIKELY(tls.depth == 0 && !(m & MM_BIG) == !HOST_BIG)) {            \
-            uint64_t v;                                                        \
-            if (LIKELY(m & (1u << size))) {                                    \
-                v = mmio_read_one(e, off, size);                               \
-            } else if (size == 2 * mmio_amax(m)) {                             \
-                /* Split: a piece of the loop is valid and >= impl.min. */     \
-                v = mmio_read_two(e, off, size / 2);                           \
-            } else {                                                           \
-                return rw_dev_read_slow##size(as, e, off, attrs, buf);         \
-            }                                                                  \
-            ms__rcu_read_unlock(&as->sys->rcu_token);                          \
-            store_host(buf, v, size);                                          \
-            ms_tx_result ok = MS_TX_OK; /* not kept across the call */         \
-            KEEP(ok);                                                          \
-            return ok;                                                         \
-        }                                                                      \
-        return rw_dev_read_slow##size(as, e, off, attrs, buf);                 \
+        return rw_dev_read_piece(as, e, off, attrs, buf, size);                \
     }
 RW_DEV_READ(1)
 RW_DEV_READ(2)
@@ -1937,6 +1969,32 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
 RW_MISS(read, false)
 RW_MISS(write, true)
 
+/*
+ * rw_dev_read() for a length of 1, 2, 4 or 8: the one-piece test and the
+ * callbacks with that size known.
+ */
+#define RW_DEV_TLB_READ(size)                                                  \
+    static NO_IPA ms_tx_result rw_dev_tlb_read##size(                          \
+        ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
+        struct ms_attrs attrs, uint8_t *buf)                                   \
+    {                                                                          \
+        if (UNLIKELY(!tlb_dev(t, gpa))) {                                      \
+            return rw_miss_read(as, ms__rcu_deref(&as->view), gpa, attrs, buf, \
+                                size);                                         \
+        }                                                                      \
+        const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
+        uint64_t off = e->offset + (gpa - t->tag_r);                           \
+        if (LIKELY(!attrs.memory && rw_dev_one(e, off, size))) {               \
+            return rw_dev_read_piece(as, e, off, attrs, buf, size);            \
+        }                                                                      \
+        return rw_index_read(as, ms__rcu_deref(&as->view), gpa, attrs, buf,    \
+                             size);                                            \
+    }
+RW_DEV_TLB_READ(1)
+RW_DEV_TLB_READ(2)
+RW_DEV_TLB_READ(4)
+RW_DEV_TLB_READ(8)
+
 static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
                                      struct ms_attrs attrs, uint8_t *buf,
                                      uint64_t len, bool is_write)
@@ -1961,8 +2019,21 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         }
         t = tlb_big_dev_slot(t);
         if (tlb_is_dev(&fv->disp, t)) {
-            return is_write ? rw_dev_write(as, t, gpa, attrs, buf, len)
-                            : rw_dev_read(as, t, gpa, attrs, buf, len);
+            if (is_write) {
+                return rw_dev_write(as, t, gpa, attrs, buf, len);
+            }
+            switch (len) {
+            case 8:
+                return rw_dev_tlb_read8(as, t, gpa, attrs, buf);
+            case 4:
+                return rw_dev_tlb_read4(as, t, gpa, attrs, buf);
+            case 2:
+                return rw_dev_tlb_read2(as, t, gpa, attrs, buf);
+            case 1:
+                return rw_dev_tlb_read1(as, t, gpa, attrs, buf);
+            default:
+                return rw_dev_read(as, t, gpa, attrs, buf, len);
+            }
         }
     }
     return is_write ? rw_miss_write(as, fv, gpa, attrs, buf, len)
