@@ -141,6 +141,15 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
  * this bit, so the RAM tests never match such an entry.
  */
 #define TLB_MMIO (UINT64_C(1) << 63)
+/*
+ * In the generation of a RAM entry of the 4 KiB level (or of a first
+ * level of 4 KiB pages) that holds only part of its page, a range's
+ * bytes in it: from tag_r, tag_w + 1 bytes (tlb_part()).  TLB_PART_W:
+ * writes may copy to host too.  The generation alone never reaches
+ * these bits (a 64-bit counter), so other tests never match such an entry.
+ */
+#define TLB_PART (UINT64_C(1) << 62)
+#define TLB_PART_W (UINT64_C(1) << 61)
 
 /*
  * A thread's TLB: TLB_SIZE entries of the first level, whose page size
@@ -361,23 +370,39 @@ tlb_small_dev(const struct ms__dispatch *d, uint64_t gpa)
     return s;
 }
 
-/* tlb_hit() for the RAM pages of the 4 KiB level. */
+/*
+ * tlb_hit() for the RAM pages of the 4 KiB level, whole, or in part
+ * (TLB_PART): then typed and buffer accesses alike must stay inside the
+ * range, whose neighbours in the page have other memory, or none.
+ */
 static ALWAYS_INLINE bool tlb_small(const struct ms__dispatch *d, uint64_t gpa,
                                     uint64_t len, bool is_write, bool buf,
                                     uint8_t **host)
 {
     const struct tlb_ent *t = tlb_entry(d, tls.tlb, gpa);
-    if (t->gen == d->gen &&
-        LIKELY(tlb_match_as(buf, is_write ? t->tag_w : t->tag_r, TLB_PAGE - 1,
-                            gpa, len))) {
+    uint64_t g = t->gen ^ d->gen; /* TLB_PART, with TLB_PART_W, or 0 */
+    if (g == 0) {
+        if (LIKELY(tlb_match_as(buf, is_write ? t->tag_w : t->tag_r,
+                                TLB_PAGE - 1, gpa, len))) {
+            *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
+            return true;
+        }
+        return false;
+    }
+    uint64_t off = gpa - t->tag_r;
+    if ((is_write ? g : g | TLB_PART_W) == (TLB_PART | TLB_PART_W) &&
+        off <= t->tag_w && len - 1 <= t->tag_w - off) {
         *host = (uint8_t *)(uintptr_t)(gpa + t->addend);
         return true;
     }
     return false;
 }
 
-/* Where the TLB may remember a page (tlb_fits()). */
-enum tlb_level { TLB_NO, TLB_SMALL, TLB_BIG };
+/*
+ * Where the TLB may remember a page (tlb_fits()); TLB_PART_4K: the part of
+ * a 4 KiB page in one range.
+ */
+enum tlb_level { TLB_NO, TLB_SMALL, TLB_BIG, TLB_PART_4K };
 
 /*
  * The sheet (dispatch.c) holding @gpa, in a range with flags @f of table
@@ -420,12 +445,13 @@ static __attribute__((noinline)) unsigned sheet_at(const struct ms__dispatch *d,
  * RAM read directly, or is a sheet; else the 4 KiB one (inside @e, or a
  * 4 KiB sheet), in the first level if its pages are 4 KiB.  With the
  * page's a - 1 in @*low (0: the whole page is one block) and in @*w
- * whether writes may be cached too.
+ * whether writes may be cached too.  Else, if @part, the part of that
+ * 4 KiB page in @e (TLB_PART_4K): its first byte in @*low, its last in
+ * @*last.
  */
-static ALWAYS_INLINE enum tlb_level tlb_fits(const struct ms__dent *e,
-                                             uint64_t gpa,
-                                             const struct ms__dispatch *d,
-                                             uint64_t *low, bool *w)
+static ALWAYS_INLINE enum tlb_level
+tlb_fits(const struct ms__dent *e, uint64_t gpa, const struct ms__dispatch *d,
+         bool part, uint64_t *low, uint64_t *last, bool *w)
 {
     const uint32_t rd = MS__D_RAM | MS__D_DIRECT_READ;
     uint32_t flags = e->flags;
@@ -447,7 +473,15 @@ static ALWAYS_INLINE enum tlb_level tlb_fits(const struct ms__dent *e,
         }
     }
     uint64_t page = gpa & ~(TLB_PAGE - 1);
-    return page >= e->gpa && e->last - page >= TLB_PAGE - 1 ? small : TLB_NO;
+    if (page >= e->gpa && e->last - page >= TLB_PAGE - 1) {
+        return small;
+    }
+    if (!part) {
+        return TLB_NO;
+    }
+    *low = page > e->gpa ? page : e->gpa;
+    *last = e->last - page > TLB_PAGE - 1 ? page + TLB_PAGE - 1 : e->last;
+    return TLB_PART_4K;
 }
 
 /*
@@ -471,10 +505,22 @@ static ALWAYS_INLINE uint64_t tlb_no_write(uint64_t tag, unsigned shift)
  */
 static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
                                       uint64_t gpa, uintptr_t addend,
-                                      uint64_t low, bool w,
+                                      uint64_t low, uint64_t last, bool w,
                                       enum tlb_level level, unsigned shift,
                                       uint64_t ret)
 {
+    if (level == TLB_PART_4K) {
+        /* Where tlb_small() looks (tlb_entry()). */
+        if (shift != TLB_PAGE_BITS) {
+            t += TLB_SIZE;
+        }
+        t = tlb_big(t, TLB_PAGE_BITS, gpa);
+        t->gen = gen | TLB_PART | (w ? TLB_PART_W : 0);
+        t->tag_r = low;
+        t->tag_w = last - low;
+        t->addend = addend;
+        return ret;
+    }
     if (level != TLB_BIG) {
         t += TLB_SIZE; /* the 4 KiB level (tlb_entry()) */
         shift = TLB_PAGE_BITS;
@@ -518,41 +564,48 @@ tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
 /* tlb_fill() on a thread's first fill. */
 static __attribute__((noinline, cold)) uint64_t
 tlb_fill_first(uint64_t gen, uint64_t gpa, uintptr_t addend, uint64_t low,
-               bool w, enum tlb_level level, unsigned shift, uint64_t ret)
+               uint64_t last, bool w, enum tlb_level level, unsigned shift,
+               uint64_t ret)
 {
     struct tlb_ent *t = tlb_alloc();
-    return t ? tlb_set(t, gen, gpa, addend, low, w, level, shift, ret) : ret;
+    return t ? tlb_set(t, gen, gpa, addend, low, last, w, level, shift, ret)
+             : ret;
 }
 
 static ALWAYS_INLINE uint64_t tlb_fill(uint64_t gen, uint64_t gpa,
-                                       uintptr_t addend, uint64_t low, bool w,
+                                       uintptr_t addend, uint64_t low,
+                                       uint64_t last, bool w,
                                        enum tlb_level level, unsigned shift,
                                        uint64_t ret)
 {
     struct tlb_ent *t = tls.tlb;
     if (UNLIKELY(t == tlb_none)) {
-        return tlb_fill_first(gen, gpa, addend, low, w, level, shift, ret);
+        return tlb_fill_first(gen, gpa, addend, low, last, w, level, shift,
+                              ret);
     }
-    return tlb_set(t, gen, gpa, addend, low, w, level, shift, ret);
+    return tlb_set(t, gen, gpa, addend, low, last, w, level, shift, ret);
 }
 
 /*
  * After a miss path accessed RAM range @e of table @d at @gpa directly:
  * end the read-side section, then remember the page if it may be;
- * returns @ret.
+ * returns @ret.  The part of a 4 KiB page in @e only if @e was also the
+ * last range hit (@local): accesses that go on in one range benefit,
+ * random ones would only pay for the fills.
  */
 static ALWAYS_INLINE uint64_t ram_done(ms_as *as, const struct ms__dispatch *d,
                                        const struct ms__dent *e, uint64_t gpa,
-                                       uint64_t ret)
+                                       bool local, uint64_t ret)
 {
-    uint64_t low;
+    uint64_t low, last = 0;
     bool w;
-    enum tlb_level fill = tlb_fits(e, gpa, d, &low, &w);
+    enum tlb_level fill = tlb_fits(e, gpa, d, local, &low, &last, &w);
     unsigned shift = d->big_shift;
     uint64_t gen = d->gen;
     uintptr_t addend = (uintptr_t)e->host - (uintptr_t)e->gpa;
     ms__rcu_read_unlock(&as->sys->rcu_token);
-    return fill ? tlb_fill(gen, gpa, addend, low, w, fill, shift, ret) : ret;
+    return fill ? tlb_fill(gen, gpa, addend, low, last, w, fill, shift, ret)
+                : ret;
 }
 
 /*
@@ -1887,7 +1940,7 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         MS__D_RAM | (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ);
     uint32_t mask = want | (is_write ? MS__D_DIRTY : 0);
     const struct ms__dispatch *d = &fv->disp;
-    const struct ms__dent *e = find_fast(d, gpa);
+    const struct ms__dent *prev = tls.hit, *e = find_fast(d, gpa);
     if (LIKELY(e && (e->flags & mask) == want && len - 1 <= e->last - gpa)) {
         uint8_t *h = e->host + (gpa - e->gpa);
         if (is_write) {
@@ -1895,7 +1948,7 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         } else {
             memmove(buf, h, len);
         }
-        return (ms_tx_result)ram_done(as, d, e, gpa, MS_TX_OK);
+        return (ms_tx_result)ram_done(as, d, e, gpa, e == prev, MS_TX_OK);
     }
     /* MMIO in one piece (a vCPU's MMIO exit); its page remembered if both
      * directions go to the callbacks (not ROMD). */
@@ -2306,14 +2359,14 @@ static ALWAYS_INLINE uint64_t ld_miss(ms_as *as, const ms_flatview *fv,
                                       struct ms_attrs attrs, ms_tx_result *res)
 {
     const struct ms__dispatch *d = &fv->disp;
-    const struct ms__dent *e = find_fast(d, gpa);
+    const struct ms__dent *prev = tls.hit, *e = find_fast(d, gpa);
     if (LIKELY(e && (e->flags & MS__D_DIRECT_READ) &&
                size - 1 <= e->last - gpa)) {
         uint64_t v = load_ord(e->host + (gpa - e->gpa), size, big);
         if (res) {
             *res = MS_TX_OK;
         }
-        return ram_done(as, d, e, gpa, v);
+        return ram_done(as, d, e, gpa, e == prev, v);
     }
     /* Plain MMIO: the page remembered as the range's, and ld_slow()'s
      * dispatch without a second call.  Not for a ROMD range (direct even
@@ -2500,14 +2553,14 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
                                           struct ms_attrs attrs)
 {
     const struct ms__dispatch *d = &fv->disp;
-    const struct ms__dent *e = find_fast(d, gpa);
+    const struct ms__dent *prev = tls.hit, *e = find_fast(d, gpa);
     /* Dirty logging, most MMIO, ROM... in st_slow(). */
     if (LIKELY(e &&
                (e->flags & (MS__D_DIRECT_WRITE | MS__D_DIRTY)) ==
                    MS__D_DIRECT_WRITE &&
                size - 1 <= e->last - gpa)) {
         store_ord(e->host + (gpa - e->gpa), v, size, big);
-        return (ms_tx_result)ram_done(as, d, e, gpa, MS_TX_OK);
+        return (ms_tx_result)ram_done(as, d, e, gpa, e == prev, MS_TX_OK);
     }
     /* Plain MMIO: the page remembered as the range's, and st_slow()'s
      * dispatch without a second call. */

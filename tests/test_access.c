@@ -2152,6 +2152,157 @@ static void test_tlb_devices(void)
  * used in turn, typed and buffer accesses; every access must reach its
  * own device once, or RAM, also after a device moves and after one goes.
  */
+/*
+ * Parts of a 4 KiB page (TLB_PART): RAM ranges smaller than a page, each
+ * with its own memory, share one page with a ROM range, a hole and each
+ * other.  A range used twice in a row is remembered for its part of the
+ * page; every access must still reach its own range's memory, accesses
+ * straddling a range end must still fail, and read-only, dirty-logged and
+ * moved ranges must still be obeyed.  With @big, a large RAM region makes
+ * the first level's pages 2 MiB or more, so the parts sit in the 4 KiB
+ * level; without it they sit in the first level.
+ */
+static void tlb_partial_run(bool big)
+{
+    setup();
+    const uint64_t p = 0x10000;
+    if (big) {
+        add_ram("big", UINT64_C(1) << 32, UINT64_C(64) << 20);
+    }
+    ms_region *a = add_ram("a", p, 0x600);
+    ms_region *b = add_ram("b", p + 0x600, 0x300);
+    ms_region *c = add_region((struct ms_region_config){.kind = MS_REGION_ROM,
+                                                        .name = "c",
+                                                        .size = 0x200},
+                              p + 0x900, 0);
+    ms_region *d = add_ram("d", p + 0xc00, 0x400); /* hole before it */
+    fill_pattern(a, 0x10);
+    fill_pattern(b, 0x40);
+    fill_pattern(c, 0x70);
+    fill_pattern(d, 0xa0);
+    uint8_t *ha = ms_region_host(a), *hb = ms_region_host(b);
+    uint8_t *hc = ms_region_host(c), *hd = ms_region_host(d);
+    ms_tx_result r;
+    uint64_t v;
+    for (int round = 0; round < 3; round++) {
+        /* Each range twice (remembered), in turn. */
+        for (int k = 0; k < 2; k++) {
+            memcpy(&v, ha + 0x5f0, 8);
+            CHECK_EQ(ms_as_ldq_le(as, p + 0x5f0, U, &r), v);
+            CHECK_EQ(r, MS_TX_OK);
+        }
+        /* Straddling a's end (into b) fails though a's part is cached. */
+        CHECK_EQ(ms_as_ldq_le(as, p + 0x5fc, U, &r), 0);
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+        for (int k = 0; k < 2; k++) {
+            memcpy(&v, hb + 0x10, 8);
+            CHECK_EQ(ms_as_ldq_le(as, p + 0x610, U, &r), v);
+            CHECK_EQ(r, MS_TX_OK);
+        }
+        /* A buffer read across a's end, a's part remembered, takes both
+         * ranges' bytes. */
+        for (int k = 0; k < 2; k++) {
+            memcpy(&v, ha + 0x5f0, 8);
+            CHECK_EQ(ms_as_ldq_le(as, p + 0x5f0, U, &r), v);
+        }
+        uint8_t buf[16], want[16];
+        memcpy(want, ha + 0x5f8, 8);
+        memcpy(want + 8, hb, 8);
+        CHECK_EQ(ms_as_read(as, p + 0x5f8, U, buf, 16), MS_TX_OK);
+        CHECK(memcmp(buf, want, 16) == 0);
+        /* The whole page: a, b, c, a hole (0, decode error), d. */
+        static uint8_t page[0x1000], model[0x1000];
+        memcpy(model, ha, 0x600);
+        memcpy(model + 0x600, hb, 0x300);
+        memcpy(model + 0x900, hc, 0x200);
+        memset(model + 0xb00, 0, 0x100);
+        memcpy(model + 0xc00, hd, 0x400);
+        CHECK_EQ(ms_as_read(as, p, U, page, 0x1000), MS_TX_DECODE_ERROR);
+        CHECK(memcmp(page, model, 0x1000) == 0);
+        /* Stores to a, remembered for writes, land in a's memory only. */
+        for (int k = 0; k < 3; k++) {
+            uint64_t x =
+                UINT64_C(0x1122334455667700) + (uint64_t)(round * 3 + k);
+            CHECK_EQ(ms_as_stq_le(as, p + 0x100, x, U), MS_TX_OK);
+            memcpy(&v, ha + 0x100, 8);
+            CHECK_EQ(v, x);
+            CHECK_EQ(ms_as_write(as, p + 0x200, U, &x, 8), MS_TX_OK);
+            memcpy(&v, ha + 0x200, 8);
+            CHECK_EQ(v, x);
+        }
+        /* A buffer write across a's end fills both ranges. */
+        memset(buf, 0xe0 + round, 16);
+        CHECK_EQ(ms_as_write(as, p + 0x5f8, U, buf, 16), MS_TX_OK);
+        CHECK_EQ(ha[0x5ff], 0xe0 + round);
+        CHECK_EQ(hb[7], 0xe0 + round);
+        CHECK_EQ(hb[8], (uint8_t)(0x40 + 8));
+        /* The ROM: reads remembered, writes still refused. */
+        uint8_t rom0 = hc[0x20];
+        for (int k = 0; k < 3; k++) {
+            CHECK_EQ(ms_as_ldub(as, p + 0x920, U, &r), rom0);
+            CHECK_EQ(ms_as_stb(as, p + 0x920, (uint8_t)(rom0 + 1), U),
+                     MS_TX_DECODE_ERROR);
+            uint8_t one = (uint8_t)(rom0 + 2);
+            (void)ms_as_write(as, p + 0x920, U, &one, 1);
+            CHECK_EQ(hc[0x20], rom0);
+        }
+        /* The hole, after d was used twice next to it. */
+        for (int k = 0; k < 2; k++) {
+            memcpy(&v, hd, 8);
+            CHECK_EQ(ms_as_ldq_le(as, p + 0xc00, U, &r), v);
+        }
+        CHECK_EQ(ms_as_ldl_le(as, p + 0xbfc, U, &r), 0);
+        CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    }
+
+    /* Logged: a's part is remembered for reads only; stores mark. */
+    CHECK_OK(ms_region_set_log(a, true, MS_DIRTY_VGA));
+    for (int k = 0; k < 3; k++) {
+        (void)ms_as_ldq_le(as, p + 0x300, U, &r);
+        CHECK_EQ(r, MS_TX_OK);
+    }
+    CHECK(!ms_region_get_dirty(a, 0, 0x600, MS_DIRTY_VGA));
+    CHECK_EQ(ms_as_stq_le(as, p + 0x300, 5, U), MS_TX_OK);
+    CHECK(ms_region_get_dirty(a, 0x300, 8, MS_DIRTY_VGA));
+    CHECK_EQ(ms_region_test_and_clear_dirty(a, 0, 0x600, MS_DIRTY_VGA), 1);
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ(ms_as_stl_le(as, p + 0x400 + 4 * (uint64_t)k, 6, U), MS_TX_OK);
+        CHECK(ms_region_get_dirty(a, 0x400, 4, MS_DIRTY_VGA));
+        CHECK_EQ(ms_region_test_and_clear_dirty(a, 0, 0x600, MS_DIRTY_VGA), 1);
+    }
+    CHECK_OK(ms_region_set_log(a, false, MS_DIRTY_VGA));
+
+    /* Written twice (remembered for writes), then read-only: refused. */
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ(ms_as_stq_le(as, p + 0x40, 7, U), MS_TX_OK);
+    }
+    CHECK_OK(ms_region_set_readonly(a, true));
+    CHECK_EQ(ms_as_stq_le(as, p + 0x40, 8, U), MS_TX_DECODE_ERROR);
+    memcpy(&v, ha + 0x40, 8);
+    CHECK_EQ(v, 7);
+    CHECK_OK(ms_region_set_readonly(a, false));
+
+    /* b moved away after being remembered: its old place is RAM of a
+     * region now below it, or a hole. */
+    for (int k = 0; k < 2; k++) {
+        memcpy(&v, hb + 0x80, 8);
+        CHECK_EQ(ms_as_ldq_le(as, p + 0x680, U, &r), v);
+    }
+    REQUIRE(ms_region_set_address(b, p + 0x4000) == 0);
+    CHECK_EQ(ms_as_ldq_le(as, p + 0x680, U, &r), 0);
+    CHECK_EQ(r, MS_TX_DECODE_ERROR);
+    memcpy(&v, hb + 0x80, 8);
+    CHECK_EQ(ms_as_ldq_le(as, p + 0x4080, U, &r), v);
+    CHECK_EQ(r, MS_TX_OK);
+    teardown();
+}
+
+static void test_tlb_partial(void)
+{
+    tlb_partial_run(false);
+    tlb_partial_run(true);
+}
+
 static void test_tlb_devices_beside(void)
 {
     setup();
@@ -2328,6 +2479,7 @@ int main(void)
     test_tlb_read_only_pages();
     test_tlb_devices();
     test_tlb_devices_beside();
+    test_tlb_partial();
     test_copy_small_ranges();
     return ms_test_summary("test_access");
 }
