@@ -144,9 +144,9 @@ extern __thread struct urcu_bp_reader *urcu_bp_reader
 /*
  * In the generation of a RAM entry of the 4 KiB level (or of a first
  * level of 4 KiB pages) that holds only part of its page, a range's
- * bytes in it: from tag_r, tag_w + 1 bytes (tlb_part()).  TLB_PART_W:
- * writes may copy to host too.  The generation alone never reaches
- * these bits (a 64-bit counter), so other tests never match such an entry.
+ * bytes in it: from tag_r, tag_w + 1 bytes (tlb_small()).  TLB_PART_W:
+ * writes may copy to host too.  Generations (a 64-bit counter) never
+ * reach these bits, so the tests of whole pages never match such an entry.
  */
 #define TLB_PART (UINT64_C(1) << 62)
 #define TLB_PART_W (UINT64_C(1) << 61)
@@ -1828,11 +1828,7 @@ RW_DEV_READ_SLOW(2)
 RW_DEV_READ_SLOW(4)
 RW_DEV_READ_SLOW(8)
 
-/*
- * A buffer read of one device piece of @size bytes (rw_dev_one() said
- * yes): with one callback, no other running on this thread and a device
- * in host order, as ld_dev(); the read-side section ends.
- */
+/* rw_dev_read_slow##size() for a @size the compiler knows. */
 static ALWAYS_INLINE ms_tx_result rw_dev_read_slow(ms_as *as,
                                                    const struct ms__dent *e,
                                                    uint64_t off,
