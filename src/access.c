@@ -1352,6 +1352,26 @@ mmio_read_two(const struct ms__dent *e, uint64_t offset, unsigned step)
 }
 
 /*
+ * The same for a write of @value (in the device's order) as two pieces of
+ * @step bytes.
+ */
+static __attribute__((noinline)) void mmio_write_two(const struct ms__dent *e,
+                                                     uint64_t offset,
+                                                     uint64_t value,
+                                                     unsigned step)
+{
+    guard_first(e);
+    void (*write)(void *, uint64_t, uint64_t, unsigned) = e->ops->write;
+    void *opaque = e->opaque;
+    uint64_t mask = size_mask(step);
+    uint64_t low = value & mask, high = (value >> (step * 8)) & mask;
+    bool dbig = e->mmio & MM_BIG;
+    write(opaque, offset, dbig ? high : low, step);
+    write(opaque, offset + step, dbig ? low : high, step);
+    tls.depth = 0;
+}
+
+/*
  * The MMIO fast path of a read that mmio_split() accepts, with any guard;
  * @*value comes back in the requested order (@big).
  */
@@ -1878,17 +1898,42 @@ static ALWAYS_INLINE ms_tx_result rw_dev_read_piece(ms_as *as,
     return rw_dev_read_slow(as, e, off, attrs, buf, size);
 }
 
-#define RW_DEV_READ(size)                                                      \
-    static __attribute__((noinline)) ms_tx_result rw_dev_read##size(           \
+static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
+                                         uint64_t off, uint64_t v,
+                                         unsigned size, bool big,
+                                         struct ms_attrs attrs);
+
+/*
+ * A buffer access that is one device piece of @size bytes (rw_dev_one()
+ * said yes): a write is a store of that size in host order (st_dev()); a
+ * read, rw_dev_read_piece().  The read-side section ends.
+ */
+static ALWAYS_INLINE ms_tx_result
+rw_dev_piece(ms_as *as, const struct ms__dent *e, uint64_t off,
+             struct ms_attrs attrs, uint8_t *buf, unsigned size, bool is_write)
+{
+    if (is_write) {
+        return st_dev(as, e, off, load_host(buf, size), size, HOST_BIG, attrs);
+    }
+    return rw_dev_read_piece(as, e, off, attrs, buf, size);
+}
+
+/* rw_dev_piece() for one direction and size. */
+#define RW_DEV_SIZED(dir, is_write, size)                                      \
+    static __attribute__((noinline)) ms_tx_result rw_dev_##dir##size(          \
         ms_as *as, const struct ms__dent *e, uint64_t off,                     \
         struct ms_attrs attrs, uint8_t *buf)                                   \
     {                                                                          \
-        return rw_dev_read_piece(as, e, off, attrs, buf, size);                \
+        return rw_dev_piece(as, e, off, attrs, buf, size, is_write);           \
     }
-RW_DEV_READ(1)
-RW_DEV_READ(2)
-RW_DEV_READ(4)
-RW_DEV_READ(8)
+RW_DEV_SIZED(read, false, 1)
+RW_DEV_SIZED(read, false, 2)
+RW_DEV_SIZED(read, false, 4)
+RW_DEV_SIZED(read, false, 8)
+RW_DEV_SIZED(write, true, 1)
+RW_DEV_SIZED(write, true, 2)
+RW_DEV_SIZED(write, true, 4)
+RW_DEV_SIZED(write, true, 8)
 
 /*
  * rw_loop()'s MMIO piece without the loop, for an access rw_dev_one()
@@ -1900,29 +1945,20 @@ static ALWAYS_INLINE ms_tx_result rw_dev(ms_as *as, const struct ms__dent *e,
                                          uint8_t *buf, unsigned n,
                                          bool is_write)
 {
-    ms_system *sys = as->sys;
-    ms_tx_result r;
-    if (!is_write) {
-        switch (n) {
-        case 8:
-            return rw_dev_read8(as, e, off, attrs, buf);
-        case 4:
-            return rw_dev_read4(as, e, off, attrs, buf);
-        case 2:
-            return rw_dev_read2(as, e, off, attrs, buf);
-        default:
-            return rw_dev_read1(as, e, off, attrs, buf);
-        }
+    switch (n) {
+    case 8:
+        return is_write ? rw_dev_write8(as, e, off, attrs, buf)
+                        : rw_dev_read8(as, e, off, attrs, buf);
+    case 4:
+        return is_write ? rw_dev_write4(as, e, off, attrs, buf)
+                        : rw_dev_read4(as, e, off, attrs, buf);
+    case 2:
+        return is_write ? rw_dev_write2(as, e, off, attrs, buf)
+                        : rw_dev_read2(as, e, off, attrs, buf);
+    default:
+        return is_write ? rw_dev_write1(as, e, off, attrs, buf)
+                        : rw_dev_read1(as, e, off, attrs, buf);
     }
-    if (is_write) {
-        r = dispatch_write(sys, e, off, load_host(buf, n), n, HOST_BIG, attrs);
-    } else {
-        uint64_t v;
-        r = dispatch_read(sys, e, off, &v, n, HOST_BIG, attrs);
-        store_host(buf, v, n);
-    }
-    ms__rcu_read_unlock(&sys->rcu_token);
-    return r;
 }
 
 /* A TLB miss (see ld_miss()); @len >= 1. */
@@ -2019,30 +2055,34 @@ RW_MISS(read, false)
 RW_MISS(write, true)
 
 /*
- * rw_dev_read() for a length of 1, 2, 4 or 8: the one-piece test and the
- * callbacks with that size known.
+ * rw_dev_read() and rw_dev_write() for a length of 1, 2, 4 or 8: the
+ * one-piece test and the callbacks with that size known.
  */
-#define RW_DEV_TLB_READ(size)                                                  \
-    static NO_IPA ms_tx_result rw_dev_tlb_read##size(                          \
+#define RW_DEV_TLB(dir, is_write, size)                                        \
+    static NO_IPA ms_tx_result rw_dev_tlb_##dir##size(                         \
         ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
         struct ms_attrs attrs, uint8_t *buf)                                   \
     {                                                                          \
         if (UNLIKELY(!tlb_dev(t, gpa))) {                                      \
-            return rw_miss_read(as, ms__rcu_deref(&as->view), gpa, attrs, buf, \
-                                size);                                         \
+            return rw_miss_##dir(as, ms__rcu_deref(&as->view), gpa, attrs,     \
+                                 buf, size);                                   \
         }                                                                      \
         const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
         uint64_t off = e->offset + (gpa - t->tag_r);                           \
         if (LIKELY(!attrs.memory && rw_dev_one(e, off, size))) {               \
-            return rw_dev_read_piece(as, e, off, attrs, buf, size);            \
+            return rw_dev_piece(as, e, off, attrs, buf, size, is_write);       \
         }                                                                      \
-        return rw_index_read(as, ms__rcu_deref(&as->view), gpa, attrs, buf,    \
-                             size);                                            \
+        return rw_index_##dir(as, ms__rcu_deref(&as->view), gpa, attrs, buf,   \
+                              size);                                           \
     }
-RW_DEV_TLB_READ(1)
-RW_DEV_TLB_READ(2)
-RW_DEV_TLB_READ(4)
-RW_DEV_TLB_READ(8)
+RW_DEV_TLB(read, false, 1)
+RW_DEV_TLB(read, false, 2)
+RW_DEV_TLB(read, false, 4)
+RW_DEV_TLB(read, false, 8)
+RW_DEV_TLB(write, true, 1)
+RW_DEV_TLB(write, true, 2)
+RW_DEV_TLB(write, true, 4)
+RW_DEV_TLB(write, true, 8)
 
 static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
                                      struct ms_attrs attrs, uint8_t *buf,
@@ -2068,20 +2108,22 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         }
         t = tlb_big_dev_slot(t);
         if (tlb_is_dev(&fv->disp, t)) {
-            if (is_write) {
-                return rw_dev_write(as, t, gpa, attrs, buf, len);
-            }
             switch (len) {
             case 8:
-                return rw_dev_tlb_read8(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write8(as, t, gpa, attrs, buf)
+                                : rw_dev_tlb_read8(as, t, gpa, attrs, buf);
             case 4:
-                return rw_dev_tlb_read4(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write4(as, t, gpa, attrs, buf)
+                                : rw_dev_tlb_read4(as, t, gpa, attrs, buf);
             case 2:
-                return rw_dev_tlb_read2(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write2(as, t, gpa, attrs, buf)
+                                : rw_dev_tlb_read2(as, t, gpa, attrs, buf);
             case 1:
-                return rw_dev_tlb_read1(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write1(as, t, gpa, attrs, buf)
+                                : rw_dev_tlb_read1(as, t, gpa, attrs, buf);
             default:
-                return rw_dev_read(as, t, gpa, attrs, buf, len);
+                return is_write ? rw_dev_write(as, t, gpa, attrs, buf, len)
+                                : rw_dev_read(as, t, gpa, attrs, buf, len);
             }
         }
     }
@@ -2522,22 +2564,30 @@ static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
                                          struct ms_attrs attrs)
 {
     uint32_t m = e->mmio;
-    /* One callback, no other running on this thread, no ioeventfd: as
-     * mmio_write_fast(), with nothing but the thread's state across the
-     * call. */
-    if (LIKELY(tls.depth == 0 && mmio_simple(m, off, size) &&
+    /* One callback, or two (QEMU's default ops), no other running on this
+     * thread, no ioeventfd: as mmio_write_fast(), with nothing but the
+     * thread's state across the call. */
+    if (LIKELY(tls.depth == 0 &&
                !__atomic_load_n(&e->mr->evs, __ATOMIC_RELAXED))) {
-        if ((m & MM_BIG) != (uint32_t)big << MM_BIG_BIT) {
-            v = bswap_sized(v, size);
+        bool one = mmio_simple(m, off, size);
+        if (LIKELY(one ||
+                   (mmio_split(m, off, size) && size == 2 * mmio_amax(m)))) {
+            if ((m & MM_BIG) != (uint32_t)big << MM_BIG_BIT) {
+                v = bswap_sized(v, size);
+            }
+            if (LIKELY(one)) {
+                guard_first(e);
+                e->ops->write(e->opaque, off, v & size_mask(size), size);
+                tls.depth = 0;
+            } else {
+                mmio_write_two(e, off, v, size / 2);
+            }
+            ms__rcu_read_unlock(&as->sys->rcu_token);
+            /* Made here, or gcc keeps the depth's 0 across the call. */
+            ms_tx_result ok = MS_TX_OK;
+            KEEP(ok);
+            return ok;
         }
-        guard_first(e);
-        e->ops->write(e->opaque, off, v & size_mask(size), size);
-        tls.depth = 0;
-        ms__rcu_read_unlock(&as->sys->rcu_token);
-        /* Made here, or gcc keeps the depth's 0 across the call for it. */
-        ms_tx_result ok = MS_TX_OK;
-        KEEP(ok);
-        return ok;
     }
     return st_dev_general(as, e, off, v, size, big, attrs);
 }

@@ -1427,6 +1427,24 @@ static void test_reentrancy(void)
     CHECK_EQ(d.n, 1);
     CHECK_EQ(tu_log_count, 2); /* logged once per region: no new line */
 
+    /* The same from an 8-byte store made of two 4-byte callbacks, typed
+     * and buffered. */
+    for (int k = 0; k < 2; k++) {
+        d.n = 0;
+        d.inner = 2;
+        d.inner_res = MS_TX_OK;
+        uint64_t v8 = UINT64_C(0x0102030405060708);
+        CHECK_EQ(k ? ms_as_write(as, 0x1008, U, &v8, 8)
+                   : ms_as_stq_le(as, 0x1008, v8, U),
+                 MS_TX_OK);
+        CHECK_EQ(d.inner_res, MS_TX_ACCESS_ERROR);
+        CHECK_EQ(d.n, 2);
+        CHECK_EQ(d.calls[0].offset, 8);
+        CHECK_EQ(d.calls[0].value, 0x05060708);
+        CHECK_EQ(d.calls[1].offset, 12);
+        CHECK_EQ(d.calls[1].value, 0x01020304);
+    }
+
     /* The guard was released: the device works again. */
     CHECK_EQ(ms_as_ldub(as, 0x1000, U, &res), 7);
     CHECK_EQ(res, MS_TX_OK);
