@@ -2108,10 +2108,12 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         }
         t = tlb_big_dev_slot(t);
         if (tlb_is_dev(&fv->disp, t)) {
-            switch (len) {
-            case 8:
+            /* The widest first: a test less for it than in the switch. */
+            if (len == 8) {
                 return is_write ? rw_dev_tlb_write8(as, t, gpa, attrs, buf)
                                 : rw_dev_tlb_read8(as, t, gpa, attrs, buf);
+            }
+            switch (len) {
             case 4:
                 return is_write ? rw_dev_tlb_write4(as, t, gpa, attrs, buf)
                                 : rw_dev_tlb_read4(as, t, gpa, attrs, buf);
