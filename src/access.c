@@ -2060,8 +2060,8 @@ RW_MISS(write, true)
  */
 #define RW_DEV_TLB(dir, is_write, size)                                        \
     static NO_IPA ms_tx_result rw_dev_tlb_##dir##size(                         \
-        ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
-        struct ms_attrs attrs, uint8_t *buf)                                   \
+        ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,          \
+        const struct tlb_ent *t)                                               \
     {                                                                          \
         if (UNLIKELY(!tlb_dev(t, gpa))) {                                      \
             return rw_miss_##dir(as, ms__rcu_deref(&as->view), gpa, attrs,     \
@@ -2110,19 +2110,19 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         if (tlb_is_dev(&fv->disp, t)) {
             /* The widest first: a test less for it than in the switch. */
             if (len == 8) {
-                return is_write ? rw_dev_tlb_write8(as, t, gpa, attrs, buf)
-                                : rw_dev_tlb_read8(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write8(as, gpa, attrs, buf, t)
+                                : rw_dev_tlb_read8(as, gpa, attrs, buf, t);
             }
             switch (len) {
             case 4:
-                return is_write ? rw_dev_tlb_write4(as, t, gpa, attrs, buf)
-                                : rw_dev_tlb_read4(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write4(as, gpa, attrs, buf, t)
+                                : rw_dev_tlb_read4(as, gpa, attrs, buf, t);
             case 2:
-                return is_write ? rw_dev_tlb_write2(as, t, gpa, attrs, buf)
-                                : rw_dev_tlb_read2(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write2(as, gpa, attrs, buf, t)
+                                : rw_dev_tlb_read2(as, gpa, attrs, buf, t);
             case 1:
-                return is_write ? rw_dev_tlb_write1(as, t, gpa, attrs, buf)
-                                : rw_dev_tlb_read1(as, t, gpa, attrs, buf);
+                return is_write ? rw_dev_tlb_write1(as, gpa, attrs, buf, t)
+                                : rw_dev_tlb_read1(as, gpa, attrs, buf, t);
             default:
                 return is_write ? rw_dev_write(as, t, gpa, attrs, buf, len)
                                 : rw_dev_read(as, t, gpa, attrs, buf, len);
