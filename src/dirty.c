@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "memspace/dirty.h"
@@ -34,6 +35,23 @@ static uint64_t block_pages(const ms_region *r)
 }
 
 /*
+ * Bitmaps of this many bytes or more are mapped, like RAM blocks: their
+ * pages read as zero until written, so the bitmap of a huge region costs
+ * only what its dirty pages reach (a 64 TiB region's is 2 GiB), and no
+ * allocator's limit or zeroing of large calloc()s is involved.
+ */
+#define DIRTY_MAP_MIN ((uint64_t)1 << 20)
+
+/* The size of @r's bitmaps in bytes (0 if it cannot be allocated). */
+static uint64_t bitmap_bytes(const ms_region *r)
+{
+    uint64_t words = (block_pages(r) + WBITS - 1) / WBITS;
+    return words > SIZE_MAX / sizeof(unsigned long)
+               ? 0
+               : words * sizeof(unsigned long);
+}
+
+/*
  * A client's bitmap is allocated when the client starts logging the region
  * (ms_region_set_log(), global logging, or creation while global logging
  * is on) and kept until the region goes: most regions are never logged,
@@ -45,11 +63,18 @@ static int dirty_alloc(ms_region *r, unsigned client)
     if (!r->has_block || r->dirty[client]) {
         return 0;
     }
-    uint64_t words = (block_pages(r) + WBITS - 1) / WBITS;
-    if (words > SIZE_MAX / sizeof(unsigned long)) {
+    uint64_t bytes = bitmap_bytes(r);
+    if (!bytes) {
         return -ENOMEM;
     }
-    unsigned long *map = calloc((size_t)words, sizeof(unsigned long));
+    unsigned long *map;
+    if (bytes >= DIRTY_MAP_MIN) {
+        void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        map = p == MAP_FAILED ? NULL : p;
+    } else {
+        map = calloc(1, (size_t)bytes);
+    }
     if (!map) {
         ms__log(r->sys, MS_LOG_ERROR,
                 "region '%s': no memory for a dirty bitmap of %llu pages",
@@ -58,6 +83,19 @@ static int dirty_alloc(ms_region *r, unsigned client)
     }
     __atomic_store_n(&r->dirty[client], map, __ATOMIC_RELEASE);
     return 0;
+}
+
+void ms__dirty_free(ms_region *r)
+{
+    uint64_t bytes = bitmap_bytes(r);
+    for (unsigned i = 0; i < 3; i++) {
+        if (bytes >= DIRTY_MAP_MIN && r->dirty[i]) {
+            munmap(r->dirty[i], (size_t)bytes);
+        } else {
+            free(r->dirty[i]);
+        }
+        r->dirty[i] = NULL;
+    }
 }
 
 int ms__dirty_init(ms_region *r)

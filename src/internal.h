@@ -490,6 +490,8 @@ void ms__region_reap(ms_system *sys);
 
 /* dirty.c */
 int ms__dirty_init(ms_region *r);
+/* Free @r's dirty bitmaps (owner thread, when the region goes). */
+void ms__dirty_free(ms_region *r);
 /*
  * Mark [offset, offset + len) of @r's RAM block dirty for the clients in
  * @mask (the log mask of the view the access used).  Any thread; reads

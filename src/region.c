@@ -250,9 +250,7 @@ static void region_release_storage(ms_region *r)
     if (r->map_len) {
         munmap(r->host, r->map_len);
     }
-    for (unsigned i = 0; i < 3; i++) {
-        free(r->dirty[i]);
-    }
+    ms__dirty_free(r);
     ms__region_ioeventfds_free(r);
     free(r->coalesced);
     free(r->name);
