@@ -543,14 +543,16 @@ static ALWAYS_INLINE uint64_t tlb_set(struct tlb_ent *t, uint64_t gen,
  * miss.  Not in the first level itself, whose slots are RAM's: device
  * ranges are small, and their pages would evict hot RAM pages.  The entry
  * holds the range's bounds (tlb_dev()).  Called inside the read-side
- * section (@d is read), before the callbacks.
+ * section (@d is read), before the callbacks; does nothing for a ROMD
+ * range (reads go to its RAM).
  */
 static __attribute__((noinline)) void
 tlb_fill_mmio(const struct ms__dispatch *d, uint64_t gpa,
               const struct ms__dent *e)
 {
     struct tlb_ent *t = tls.tlb;
-    if (t == tlb_none && !(t = tlb_alloc())) {
+    if ((e->flags & MS__D_DIRECT_READ) ||
+        (t == tlb_none && !(t = tlb_alloc()))) {
         return;
     }
     struct tlb_ent *s = tlb_dev_slot(t, gpa);
@@ -1299,6 +1301,16 @@ static ALWAYS_INLINE uint64_t mmio_read_one(const struct ms__dent *e,
     return v;
 }
 
+/* The same for a write of @value (in the device's order). */
+static ALWAYS_INLINE void mmio_write_one(const struct ms__dent *e,
+                                         uint64_t offset, uint64_t value,
+                                         unsigned size)
+{
+    guard_first(e);
+    e->ops->write(e->opaque, offset, value & size_mask(size), size);
+    tls.depth = 0;
+}
+
 /*
  * Callbacks of impl.max bytes read the @size bytes at @offset of @e
  * (mmio_split() said yes), put together in the device's order (7.4.4,
@@ -1485,9 +1497,7 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
     if (UNLIKELY(tls.depth != 0)) {
         return mmio_one_nested(sys, e, offset, &value, size, true);
     }
-    guard_first(e);
-    e->ops->write(e->opaque, offset, value & size_mask(size), size);
-    tls.depth = 0;
+    mmio_write_one(e, offset, value, size);
     return MS_TX_OK;
 }
 
@@ -1817,7 +1827,7 @@ rw_cold(ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,
 
 /*
  * Whether a buffer access of @len bytes at offset @off of device range @e
- * is one piece of rw_loop() (7.4.1), for rw_dev().
+ * is one piece of rw_loop() (7.4.1), for rw_dev_piece().
  */
 static ALWAYS_INLINE bool rw_dev_one(const struct ms__dent *e, uint64_t off,
                                      uint64_t len)
@@ -1831,40 +1841,16 @@ static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
                                      struct ms_attrs attrs, ms_tx_result *res);
 
 /*
- * rw_dev_read##size() in every case but its common one: a load of @size
+ * rw_dev_read_piece() in every case but its common ones: a load of @size
  * bytes in host order is the same access (ld_dev()).
  */
-#define RW_DEV_READ_SLOW(size)                                                 \
-    static __attribute__((noinline)) ms_tx_result rw_dev_read_slow##size(      \
-        ms_as *as, const struct ms__dent *e, uint64_t off,                     \
-        struct ms_attrs attrs, uint8_t *buf)                                   \
-    {                                                                          \
-        ms_tx_result r;                                                        \
-        store_host(buf, ld_dev(as, e, off, size, HOST_BIG, attrs, &r), size);  \
-        return r;                                                              \
-    }
-RW_DEV_READ_SLOW(1)
-RW_DEV_READ_SLOW(2)
-RW_DEV_READ_SLOW(4)
-RW_DEV_READ_SLOW(8)
-
-/* rw_dev_read_slow##size() for a @size the compiler knows. */
-static ALWAYS_INLINE ms_tx_result rw_dev_read_slow(ms_as *as,
-                                                   const struct ms__dent *e,
-                                                   uint64_t off,
-                                                   struct ms_attrs attrs,
-                                                   uint8_t *buf, unsigned size)
+static __attribute__((noinline)) ms_tx_result
+rw_dev_read_slow(ms_as *as, const struct ms__dent *e, uint64_t off,
+                 struct ms_attrs attrs, uint8_t *buf, unsigned size)
 {
-    switch (size) {
-    case 1:
-        return rw_dev_read_slow1(as, e, off, attrs, buf);
-    case 2:
-        return rw_dev_read_slow2(as, e, off, attrs, buf);
-    case 4:
-        return rw_dev_read_slow4(as, e, off, attrs, buf);
-    default:
-        return rw_dev_read_slow8(as, e, off, attrs, buf);
-    }
+    ms_tx_result r;
+    store_host(buf, ld_dev(as, e, off, size, HOST_BIG, attrs, &r), size);
+    return r;
 }
 
 /*
@@ -1904,9 +1890,10 @@ static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
                                          struct ms_attrs attrs);
 
 /*
- * A buffer access that is one device piece of @size bytes (rw_dev_one()
- * said yes): a write is a store of that size in host order (st_dev()); a
- * read, rw_dev_read_piece().  The read-side section ends.
+ * rw_loop()'s MMIO piece without the loop: a buffer access that is one
+ * device piece of @size bytes (rw_dev_one() said yes), for a requester
+ * that may touch devices.  A write is a store of that size in host order
+ * (st_dev()); a read, rw_dev_read_piece().  The read-side section ends.
  */
 static ALWAYS_INLINE ms_tx_result
 rw_dev_piece(ms_as *as, const struct ms__dent *e, uint64_t off,
@@ -1916,49 +1903,6 @@ rw_dev_piece(ms_as *as, const struct ms__dent *e, uint64_t off,
         return st_dev(as, e, off, load_host(buf, size), size, HOST_BIG, attrs);
     }
     return rw_dev_read_piece(as, e, off, attrs, buf, size);
-}
-
-/* rw_dev_piece() for one direction and size. */
-#define RW_DEV_SIZED(dir, is_write, size)                                      \
-    static __attribute__((noinline)) ms_tx_result rw_dev_##dir##size(          \
-        ms_as *as, const struct ms__dent *e, uint64_t off,                     \
-        struct ms_attrs attrs, uint8_t *buf)                                   \
-    {                                                                          \
-        return rw_dev_piece(as, e, off, attrs, buf, size, is_write);           \
-    }
-RW_DEV_SIZED(read, false, 1)
-RW_DEV_SIZED(read, false, 2)
-RW_DEV_SIZED(read, false, 4)
-RW_DEV_SIZED(read, false, 8)
-RW_DEV_SIZED(write, true, 1)
-RW_DEV_SIZED(write, true, 2)
-RW_DEV_SIZED(write, true, 4)
-RW_DEV_SIZED(write, true, 8)
-
-/*
- * rw_loop()'s MMIO piece without the loop, for an access rw_dev_one()
- * accepts and a requester that may touch devices; the read-side section
- * ends.
- */
-static ALWAYS_INLINE ms_tx_result rw_dev(ms_as *as, const struct ms__dent *e,
-                                         uint64_t off, struct ms_attrs attrs,
-                                         uint8_t *buf, unsigned n,
-                                         bool is_write)
-{
-    switch (n) {
-    case 8:
-        return is_write ? rw_dev_write8(as, e, off, attrs, buf)
-                        : rw_dev_read8(as, e, off, attrs, buf);
-    case 4:
-        return is_write ? rw_dev_write4(as, e, off, attrs, buf)
-                        : rw_dev_read4(as, e, off, attrs, buf);
-    case 2:
-        return is_write ? rw_dev_write2(as, e, off, attrs, buf)
-                        : rw_dev_read2(as, e, off, attrs, buf);
-    default:
-        return is_write ? rw_dev_write1(as, e, off, attrs, buf)
-                        : rw_dev_read1(as, e, off, attrs, buf);
-    }
 }
 
 /* A TLB miss (see ld_miss()); @len >= 1. */
@@ -1988,20 +1932,23 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         !(e->flags & (is_write ? MS__D_DIRECT_WRITE : MS__D_DIRECT_READ))) {
         uint64_t off = e->offset + (gpa - e->gpa);
         if (rw_dev_one(e, off, len)) {
-            if (!(e->flags & MS__D_DIRECT_READ)) {
-                tlb_fill_mmio(d, gpa, e);
-            }
-            return rw_dev(as, e, off, attrs, buf, (unsigned)len, is_write);
+            tlb_fill_mmio(d, gpa, e);
+            return rw_dev_piece(as, e, off, attrs, buf, (unsigned)len,
+                                is_write);
         }
     }
     return rw_slow(fv, gpa, attrs, buf, len, is_write);
 }
 
+static ALWAYS_INLINE ms_tx_result rw_dev_tlb(ms_as *as, uint64_t gpa,
+                                             struct ms_attrs attrs,
+                                             uint8_t *buf, uint64_t len,
+                                             const struct tlb_ent *t,
+                                             bool is_write);
+
 /*
  * Out of line, one per direction: the TLB's 4 KiB level (RAM, or a
- * device's page, whose one-piece accesses are done here), then, in
- * another function, the index; and a device page beside the first level
- * (rw()).
+ * device's page: rw_dev_tlb()), then, in another function, the index.
  */
 #define RW_MISS(dir, is_write)                                                 \
     static __attribute__((noinline)) ms_tx_result rw_index_##dir(              \
@@ -2010,9 +1957,6 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
     {                                                                          \
         return rw_miss(as, fv, gpa, attrs, buf, len, is_write);                \
     }                                                                          \
-    static NO_IPA ms_tx_result rw_dev_##dir(                                   \
-        ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
-        struct ms_attrs attrs, uint8_t *buf, uint64_t len);                    \
     static __attribute__((noinline)) ms_tx_result rw_miss_##dir(               \
         ms_as *as, const ms_flatview *fv, uint64_t gpa, struct ms_attrs attrs, \
         uint8_t *buf, uint64_t len)                                            \
@@ -2030,59 +1974,66 @@ static ALWAYS_INLINE ms_tx_result rw_miss(ms_as *as, const ms_flatview *fv,
         }                                                                      \
         const struct tlb_ent *s = tlb_small_dev(&fv->disp, gpa);               \
         if (s) {                                                               \
-            return rw_dev_##dir(as, s, gpa, attrs, buf, len);                  \
+            return rw_dev_tlb(as, gpa, attrs, buf, len, s, is_write);          \
         }                                                                      \
         return rw_index_##dir(as, fv, gpa, attrs, buf, len);                   \
-    }                                                                          \
-    static NO_IPA ms_tx_result rw_dev_##dir(                                   \
-        ms_as *as, const struct tlb_ent *t, uint64_t gpa,                      \
-        struct ms_attrs attrs, uint8_t *buf, uint64_t len)                     \
+    }
+RW_MISS(read, false)
+RW_MISS(write, true)
+
+/*
+ * A buffer access of @len bytes at @gpa whose TLB device entry @t
+ * (tlb_is_dev()) may hold its range: the callbacks if it is one device
+ * piece, else the 4 KiB level and the index (rw_miss_*()), or the index's
+ * loop for the device's other accesses.  One function per direction and
+ * length of 1, 2, 4 or 8, which knows its size; size 0 for the other
+ * lengths, never one piece.
+ */
+#define RW_DEV_TLB(dir, is_write, size)                                        \
+    static NO_IPA ms_tx_result rw_dev_tlb_##dir##size(                         \
+        ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,          \
+        uint64_t len, const struct tlb_ent *t)                                 \
     {                                                                          \
+        len = size ? size : len;                                               \
         if (UNLIKELY(!tlb_dev(t, gpa))) {                                      \
             return rw_miss_##dir(as, ms__rcu_deref(&as->view), gpa, attrs,     \
                                  buf, len);                                    \
         }                                                                      \
         const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
         uint64_t off = e->offset + (gpa - t->tag_r);                           \
-        if (LIKELY(!attrs.memory && rw_dev_one(e, off, len))) {                \
-            return rw_dev(as, e, off, attrs, buf, (unsigned)len, is_write);    \
-        }                                                                      \
-        /* The device's, but not one piece: the index's loop. */               \
-        return rw_index_##dir(as, ms__rcu_deref(&as->view), gpa, attrs, buf,   \
-                              len);                                            \
-    }
-RW_MISS(read, false)
-RW_MISS(write, true)
-
-/*
- * rw_dev_read() and rw_dev_write() for a length of 1, 2, 4 or 8: the
- * one-piece test and the callbacks with that size known.
- */
-#define RW_DEV_TLB(dir, is_write, size)                                        \
-    static NO_IPA ms_tx_result rw_dev_tlb_##dir##size(                         \
-        ms_as *as, uint64_t gpa, struct ms_attrs attrs, uint8_t *buf,          \
-        const struct tlb_ent *t)                                               \
-    {                                                                          \
-        if (UNLIKELY(!tlb_dev(t, gpa))) {                                      \
-            return rw_miss_##dir(as, ms__rcu_deref(&as->view), gpa, attrs,     \
-                                 buf, size);                                   \
-        }                                                                      \
-        const struct ms__dent *e = (const struct ms__dent *)t->addend;         \
-        uint64_t off = e->offset + (gpa - t->tag_r);                           \
-        if (LIKELY(!attrs.memory && rw_dev_one(e, off, size))) {               \
+        if (size && LIKELY(!attrs.memory && rw_dev_one(e, off, size))) {       \
             return rw_dev_piece(as, e, off, attrs, buf, size, is_write);       \
         }                                                                      \
         return rw_index_##dir(as, ms__rcu_deref(&as->view), gpa, attrs, buf,   \
-                              size);                                           \
+                              len);                                            \
     }
+RW_DEV_TLB(read, false, 0)
 RW_DEV_TLB(read, false, 1)
 RW_DEV_TLB(read, false, 2)
 RW_DEV_TLB(read, false, 4)
 RW_DEV_TLB(read, false, 8)
+RW_DEV_TLB(write, true, 0)
 RW_DEV_TLB(write, true, 1)
 RW_DEV_TLB(write, true, 2)
 RW_DEV_TLB(write, true, 4)
 RW_DEV_TLB(write, true, 8)
+
+/* The function of RW_DEV_TLB() for @len; the widest first. */
+#define RW_DEV_TLB_CALL(dir)                                                   \
+    (len == 8   ? rw_dev_tlb_##dir##8(as, gpa, attrs, buf, len, t)             \
+     : len == 4 ? rw_dev_tlb_##dir##4(as, gpa, attrs, buf, len, t)             \
+     : len == 2 ? rw_dev_tlb_##dir##2(as, gpa, attrs, buf, len, t)             \
+     : len == 1 ? rw_dev_tlb_##dir##1(as, gpa, attrs, buf, len, t)             \
+                : rw_dev_tlb_##dir##0(as, gpa, attrs, buf, len, t))
+
+static ALWAYS_INLINE ms_tx_result rw_dev_tlb(ms_as *as, uint64_t gpa,
+                                             struct ms_attrs attrs,
+                                             uint8_t *buf, uint64_t len,
+                                             const struct tlb_ent *t,
+                                             bool is_write)
+{
+    return is_write ? RW_DEV_TLB_CALL(write) : RW_DEV_TLB_CALL(read);
+}
 
 static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
                                      struct ms_attrs attrs, uint8_t *buf,
@@ -2108,25 +2059,7 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
         }
         t = tlb_big_dev_slot(t);
         if (tlb_is_dev(&fv->disp, t)) {
-            /* The widest first: a test less for it than in the switch. */
-            if (len == 8) {
-                return is_write ? rw_dev_tlb_write8(as, gpa, attrs, buf, t)
-                                : rw_dev_tlb_read8(as, gpa, attrs, buf, t);
-            }
-            switch (len) {
-            case 4:
-                return is_write ? rw_dev_tlb_write4(as, gpa, attrs, buf, t)
-                                : rw_dev_tlb_read4(as, gpa, attrs, buf, t);
-            case 2:
-                return is_write ? rw_dev_tlb_write2(as, gpa, attrs, buf, t)
-                                : rw_dev_tlb_read2(as, gpa, attrs, buf, t);
-            case 1:
-                return is_write ? rw_dev_tlb_write1(as, gpa, attrs, buf, t)
-                                : rw_dev_tlb_read1(as, gpa, attrs, buf, t);
-            default:
-                return is_write ? rw_dev_write(as, t, gpa, attrs, buf, len)
-                                : rw_dev_read(as, t, gpa, attrs, buf, len);
-            }
+            return rw_dev_tlb(as, gpa, attrs, buf, len, t, is_write);
         }
     }
     return is_write ? rw_miss_write(as, fv, gpa, attrs, buf, len)
@@ -2578,9 +2511,7 @@ static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
                 v = bswap_sized(v, size);
             }
             if (LIKELY(one)) {
-                guard_first(e);
-                e->ops->write(e->opaque, off, v & size_mask(size), size);
-                tls.depth = 0;
+                mmio_write_one(e, off, v, size);
             } else {
                 mmio_write_two(e, off, v, size / 2);
             }
@@ -2613,9 +2544,7 @@ static ALWAYS_INLINE ms_tx_result st_miss(ms_as *as, const ms_flatview *fv,
     /* Plain MMIO: the page remembered as the range's, and st_slow()'s
      * dispatch without a second call. */
     if (e && e->mmio) {
-        if (!(e->flags & MS__D_DIRECT_READ)) {
-            tlb_fill_mmio(d, gpa, e);
-        }
+        tlb_fill_mmio(d, gpa, e);
         return st_dev(as, e, e->offset + (gpa - e->gpa), v, size, big, attrs);
     }
     return st_slow(as, e, gpa, v, size | (unsigned)big << 4, attrs);
