@@ -1962,6 +1962,10 @@ static ALWAYS_INLINE ms_tx_result rw_dev_tlb(ms_as *as, uint64_t gpa,
         uint8_t *buf, uint64_t len)                                            \
     {                                                                          \
         uint8_t *h;                                                            \
+        if (UNLIKELY(!len)) {                                                  \
+            ms__rcu_read_unlock(&as->sys->rcu_token);                          \
+            return MS_TX_OK;                                                   \
+        }                                                                      \
         if (len - 1 <= (~gpa & (TLB_PAGE - 1)) &&                              \
             tlb_small(&fv->disp, gpa, len, is_write, true, &h)) {              \
             if (is_write) {                                                    \
@@ -2039,7 +2043,8 @@ static ALWAYS_INLINE ms_tx_result rw(ms_as *as, uint64_t gpa,
                                      struct ms_attrs attrs, uint8_t *buf,
                                      uint64_t len, bool is_write)
 {
-    if (UNLIKELY(!as || !buf || !len || !RCU_READY())) {
+    /* A length of 0 fails the page test below: rw_miss_*() sees it. */
+    if (UNLIKELY(!as) || UNLIKELY(!buf) || UNLIKELY(!RCU_READY())) {
         return rw_cold(as, gpa, attrs, buf, len, is_write);
     }
     ms__rcu_read_lock();

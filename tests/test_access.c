@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <urcu/urcu-bp.h>
 
 #include "harness.h"
 #include "testutil.h"
@@ -333,6 +334,53 @@ static void test_ram_basic(void)
     CHECK_EQ(r, MS_TX_DECODE_ERROR);
     CHECK_EQ(ms_as_stl_le(NULL, 0, 0, U), MS_TX_DECODE_ERROR);
     CHECK(!ms_as_access_valid(NULL, 0, 1, false, U));
+    teardown();
+}
+
+/*
+ * Zero-length buffer accesses touch nothing and succeed, wherever they
+ * are: RAM and a device whose pages the TLB holds (a zero length fails the
+ * fast paths' page test), a page's first byte, a hole; a NULL buffer is
+ * fine with no bytes, and an error with some.
+ */
+static void test_zero_length(void)
+{
+    setup();
+    ms_region *a = add_ram("a", 0x1000, 0x1000);
+    fill_pattern(a, 3);
+    struct dev d;
+    dev_plain(&d);
+    d.ops.impl.max_access_size = 8;
+    d.ops.valid.max_access_size = 8;
+    add_io("dev", 0x4000, 0x1000, &d);
+    uint8_t buf[8] = {0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa};
+    /* Warm the TLB with both pages. */
+    CHECK_EQ(ms_as_read(as, 0x1008, U, buf, 8), MS_TX_OK);
+    CHECK_EQ(ms_as_read(as, 0x4008, U, buf, 8), MS_TX_OK);
+    CHECK_EQ(ms_as_write(as, 0x1008, U, buf, 8), MS_TX_OK);
+    int calls = d.total;
+    memset(buf, 0xaa, sizeof(buf));
+    static const uint64_t at[] = {0x1000, 0x1008, 0x1fff, 0x4000,
+                                  0x4008, 0x4fff, 0x8000, UINT64_MAX};
+    for (unsigned i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        CHECK_EQ(ms_as_read(as, at[i], U, buf, 0), MS_TX_OK);
+        CHECK_EQ(ms_as_write(as, at[i], U, buf, 0), MS_TX_OK);
+        CHECK_EQ(ms_as_rw(as, at[i], U, buf, 0, true), MS_TX_OK);
+        CHECK_EQ(ms_as_read(as, at[i], U, NULL, 0), MS_TX_OK);
+        CHECK_EQ(ms_as_write(as, at[i], U, NULL, 0), MS_TX_OK);
+        CHECK_EQ(ms_as_write(as, at[i], U, NULL, 1), MS_TX_DECODE_ERROR);
+        CHECK_EQ(ms_as_fill(as, at[i], U, 0x55, 0), MS_TX_OK);
+        CHECK(!urcu_bp_read_ongoing());
+    }
+    CHECK_EQ(d.total, calls);
+    for (unsigned i = 0; i < sizeof(buf); i++) {
+        CHECK_EQ(buf[i], 0xaa);
+    }
+    uint8_t *h = ms_region_host(a);
+    CHECK_EQ(h[0], 3);
+    CHECK_EQ(h[0xfff], (uint8_t)(3 + 0xfff));
+    /* Each call closed its read-side section. */
+    CHECK(!urcu_bp_read_ongoing());
     teardown();
 }
 
@@ -2461,6 +2509,7 @@ static void test_copy_small_ranges(void)
 int main(void)
 {
     test_ram_basic();
+    test_zero_length();
     test_ram_range_end();
     test_holes();
     test_reservation();
