@@ -1206,6 +1206,49 @@ out:
     return rc;
 }
 
+/*
+ * Address-space ids, in order: an address space's name for the first one
+ * of that name, else "name#N", N its rank among those of that name, or the
+ * next N free if an address space is named so itself or an earlier id
+ * took it ("x#2" named in the text, beside two "x").
+ */
+static bool as_id_taken(const ms_topology *t, size_t o, const char *id)
+{
+    for (size_t a = 0; a < t->nr_as; a++) {
+        if (strcmp(t->as[a].name, id) == 0 ||
+            (a < o && strcmp(t->as[a].id, id) == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int as_ids(ms_topology *t)
+{
+    for (size_t o = 0; o < t->nr_as; o++) {
+        const char *name = t->as[o].name;
+        unsigned dup = 1;
+        for (size_t a = 0; a < o; a++) {
+            dup += strcmp(t->as[a].name, name) == 0;
+        }
+        char id[1100];
+        snprintf(id, sizeof(id), "%s", name);
+        while (dup > 1) {
+            snprintf(id, sizeof(id), "%s#%u", name, dup++);
+            if (!as_id_taken(t, o, id)) {
+                break;
+            }
+        }
+        char *nid = ms__topo_strdup(id);
+        if (!nid) {
+            return -ENOMEM;
+        }
+        free(t->as[o].id);
+        t->as[o].id = nid;
+    }
+    return 0;
+}
+
 static int describe(struct imp *I, ms_topology *t)
 {
     int rc = 0;
@@ -1351,22 +1394,16 @@ static int describe(struct imp *I, ms_topology *t)
     if ((rc = set_ids(t))) {
         return rc;
     }
-    /* Address spaces, in text order; ids unique by "#N". */
+    /* Address spaces, in text order; as_ids() makes their ids unique. */
     for (size_t k = 0; k < I->nr_b && !rc; k++) {
         struct block *b = &I->b[k];
         for (size_t j = 0; b->is_as && j < b->nr_as && !rc; j++) {
-            unsigned dup = 1;
-            for (size_t a = 0; a < t->nr_as; a++) {
-                dup += strcmp(t->as[a].name, b->as_names[j]) == 0;
-            }
-            char id[1100];
-            if (dup > 1) {
-                snprintf(id, sizeof(id), "%s#%u", b->as_names[j], dup);
-            } else {
-                snprintf(id, sizeof(id), "%s", b->as_names[j]);
-            }
-            rc = ms__topo_add_as(t, id, b->as_names[j], I->n[b->first].cls);
+            rc = ms__topo_add_as(t, b->as_names[j], b->as_names[j],
+                                 I->n[b->first].cls);
         }
+    }
+    if (!rc) {
+        rc = as_ids(t);
     }
     size_t dup;
     if (!rc && (rc = ms__topo_index(t, &dup)) == -EEXIST) {
@@ -1683,25 +1720,7 @@ static int order_as(ms_topology *t, const struct flat *f)
             memcpy(t->as, na, n * sizeof(*na));
             free(na);
             /* Re-number "#N" ids in the new order. */
-            for (size_t o = 0; o < n && !rc; o++) {
-                unsigned dup = 1;
-                for (size_t a = 0; a < o; a++) {
-                    dup += strcmp(t->as[a].name, t->as[o].name) == 0;
-                }
-                char id[1100];
-                if (dup > 1) {
-                    snprintf(id, sizeof(id), "%s#%u", t->as[o].name, dup);
-                } else {
-                    snprintf(id, sizeof(id), "%s", t->as[o].name);
-                }
-                char *nid = ms__topo_strdup(id);
-                if (!nid) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                free(t->as[o].id);
-                t->as[o].id = nid;
-            }
+            rc = as_ids(t);
         }
     }
 out:

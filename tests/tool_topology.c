@@ -493,6 +493,54 @@ static void test_import_guesses(void)
     free(flat);
 }
 
+/*
+ * Address spaces named alike get "#N" ids; one already named "x#2" keeps
+ * that id and the others skip it, so the import saves to JSON that loads
+ * back (a fuzzer found "x#2" given twice).
+ */
+static void test_import_as_ids(void)
+{
+    static const char tree[] =
+        "address-space: x#2\n"
+        "  0000000000000000-000000000000ffff (prio 0, i/o): bus\n"
+        "\n"
+        "address-space: x\n"
+        "  0000000000000000-000000000000ffff (prio 0, i/o): bus\n"
+        "\n"
+        "address-space: x\n"
+        "  0000000000000000-000000000000ffff (prio 0, i/o): bus\n"
+        "\n"
+        "address-space: x\n"
+        "  0000000000000000-000000000000ffff (prio 0, i/o): bus\n"
+        "\n";
+    static const char *const ids[] = {"x#2", "x", "x#3", "x#4"};
+    static const char *const names[] = {"x#2", "x", "x", "x"};
+    struct ms_topology_error err;
+    ms_topology *t = NULL, *t2 = NULL;
+    CHECK_OK(ms_topology_import_mtree(tree, strlen(tree), "t", NULL, 0, NULL,
+                                      &err, &t));
+    REQUIRE(t);
+    CHECK_EQ(ms_topology_nr_as(t), 4);
+    for (size_t i = 0; i < 4 && i < ms_topology_nr_as(t); i++) {
+        struct ms_topology_as a;
+        CHECK_OK(ms_topology_as(t, i, &a));
+        CHECK_STR(a.id, ids[i]);
+        CHECK_STR(a.name, names[i]);
+    }
+    char *a = NULL, *b = NULL;
+    CHECK_OK(ms_topology_save_json(t, &a));
+    REQUIRE(a);
+    CHECK_OK(ms_topology_load_json(a, strlen(a), "saved", &err, &t2));
+    REQUIRE(t2);
+    CHECK_OK(ms_topology_save_json(t2, &b));
+    REQUIRE(b);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+    ms_topology_free(t2);
+    ms_topology_free(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -507,5 +555,6 @@ int main(int argc, char **argv)
     test_build_failure();
     test_explain();
     test_import_guesses();
+    test_import_as_ids();
     return ms_test_summary("tool_topology");
 }
