@@ -1116,10 +1116,53 @@ static void count_groups(struct idkey *k, size_t n,
  * container-id/name, else "#2", "#3"... in tree order.  Linearithmic, so
  * that huge imports stay fast.
  */
+/*
+ * A set of ids (borrowed strings) for set_ids(): open addressing with
+ * room for @max entries at most half full.
+ */
+struct idset {
+    size_t cap;
+    const char *slot[];
+};
+
+static struct idset *idset_new(size_t max)
+{
+    size_t cap = 16;
+    while (cap < 2 * max) {
+        cap *= 2;
+    }
+    struct idset *s = calloc(1, sizeof(*s) + cap * sizeof(s->slot[0]));
+    if (s) {
+        s->cap = cap;
+    }
+    return s;
+}
+
+/* The slot holding @id, or the empty one where it would go. */
+static const char **idset_slot(struct idset *s, const char *id)
+{
+    size_t h = (size_t)ms__topo_hash(id) & (s->cap - 1);
+    while (s->slot[h] && strcmp(s->slot[h], id) != 0) {
+        h = (h + 1) & (s->cap - 1);
+    }
+    return &s->slot[h];
+}
+
+static bool idset_has(struct idset *s, const char *id)
+{
+    return *idset_slot(s, id) != NULL;
+}
+
+static void idset_add(struct idset *s, const char *id)
+{
+    *idset_slot(s, id) = id;
+}
+
 static int set_ids(ms_topology *t)
 {
     size_t n = t->nr;
     int rc = 0;
+    struct idset *idset = NULL;
     size_t *order = malloc((n ? n : 1) * sizeof(*order));
     struct idkey *k = malloc((n ? n : 1) * sizeof(*k));
     size_t *c_name = malloc((n ? n : 1) * sizeof(size_t));
@@ -1173,19 +1216,36 @@ static int set_ids(ms_topology *t)
     if (rc) {
         goto out;
     }
-    /* Still equal ids get "#2", "#3"... in tree order. */
+    /*
+     * Still equal ids get "#2", "#3"... in tree order, skipping any number
+     * another id already is ("r#2" named so beside two "r").
+     */
     for (size_t i = 0; i < n; i++) {
         k[i] = (struct idkey){&t->r[i], i, pos[i]};
     }
     qsort(k, n, sizeof(*k), by_id_pos);
+    idset = idset_new(2 * n);
+    if (!idset) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* The first of equal ids keeps its string: the others are freed. */
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcmp(k[i].r->id, k[i - 1].r->id) != 0) {
+            idset_add(idset, k[i].r->id);
+        }
+    }
     for (size_t i = 0; i < n && !rc;) {
         size_t j = i + 1;
         while (j < n && strcmp(k[j].r->id, k[i].r->id) == 0) {
             j++;
         }
+        size_t num = 2;
         for (size_t m = i + 1; m < j && !rc; m++) {
             char buf[1100];
-            snprintf(buf, sizeof(buf), "%s#%zu", k[i].r->id, m - i + 1);
+            do {
+                snprintf(buf, sizeof(buf), "%s#%zu", k[i].r->id, num++);
+            } while (idset_has(idset, buf));
             char *nid = ms__topo_strdup(buf);
             if (!nid) {
                 rc = -ENOMEM;
@@ -1193,10 +1253,12 @@ static int set_ids(ms_topology *t)
             }
             free(t->r[k[m].idx].id);
             t->r[k[m].idx].id = nid;
+            idset_add(idset, nid);
         }
         i = j;
     }
 out:
+    free(idset);
     free(order);
     free(k);
     free(c_name);

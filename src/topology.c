@@ -202,7 +202,7 @@ int ms__topo_add_as(ms_topology *t, const char *id, const char *name,
     return 0;
 }
 
-static uint64_t hash_str(const char *s)
+uint64_t ms__topo_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
     for (; *s; s++) {
@@ -223,7 +223,7 @@ int ms__topo_index(ms_topology *t, size_t *dup)
         return -ENOMEM;
     }
     for (size_t i = 0; i < t->nr; i++) {
-        size_t s = (size_t)hash_str(t->r[i].id) & (cap - 1);
+        size_t s = (size_t)ms__topo_hash(t->r[i].id) & (cap - 1);
         while (h[s]) {
             if (strcmp(t->r[h[s] - 1].id, t->r[i].id) == 0) {
                 free(h);
@@ -245,7 +245,7 @@ size_t ms__topo_find(const ms_topology *t, const char *id)
     if (!t || !id || !t->hash) {
         return MS__TOPO_NONE;
     }
-    size_t s = (size_t)hash_str(id) & (t->hash_cap - 1);
+    size_t s = (size_t)ms__topo_hash(id) & (t->hash_cap - 1);
     while (t->hash[s]) {
         if (strcmp(t->r[t->hash[s] - 1].id, id) == 0) {
             return t->hash[s] - 1;

@@ -78,6 +78,8 @@ int ms__topo_add_as(ms_topology *t, const char *id, const char *name,
 /* Build the id index; -EEXIST (and *dup = second index) on duplicates. */
 int ms__topo_index(ms_topology *t, size_t *dup);
 size_t ms__topo_find(const ms_topology *t, const char *id);
+/* The hash of ids (FNV-1a) that the index uses. */
+uint64_t ms__topo_hash(const char *s);
 /* Cycle and depth checks; fills @err naming the region. */
 int ms__topo_finish(ms_topology *t, struct ms_topology_error *err,
                     const char *file);

@@ -493,10 +493,29 @@ static void test_import_guesses(void)
     free(flat);
 }
 
+/* @t saves to JSON that loads back and saves the same. */
+static void saves_and_loads_back(const ms_topology *t)
+{
+    struct ms_topology_error err;
+    ms_topology *t2 = NULL;
+    char *a = NULL, *b = NULL;
+    CHECK_OK(ms_topology_save_json(t, &a));
+    REQUIRE(a);
+    CHECK_OK(ms_topology_load_json(a, strlen(a), "saved", &err, &t2));
+    REQUIRE(t2);
+    CHECK_OK(ms_topology_save_json(t2, &b));
+    REQUIRE(b);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+    ms_topology_free(t2);
+}
+
 /*
- * Address spaces named alike get "#N" ids; one already named "x#2" keeps
- * that id and the others skip it, so the import saves to JSON that loads
- * back (a fuzzer found "x#2" given twice).
+ * Address spaces and regions named alike get "#N" ids; one already named
+ * "x#2" keeps that id and the others skip it, so the import saves to JSON
+ * that loads back (a fuzzer found "x#2" given twice for address spaces;
+ * regions used to fail the import).
  */
 static void test_import_as_ids(void)
 {
@@ -516,7 +535,7 @@ static void test_import_as_ids(void)
     static const char *const ids[] = {"x#2", "x", "x#3", "x#4"};
     static const char *const names[] = {"x#2", "x", "x", "x"};
     struct ms_topology_error err;
-    ms_topology *t = NULL, *t2 = NULL;
+    ms_topology *t = NULL;
     CHECK_OK(ms_topology_import_mtree(tree, strlen(tree), "t", NULL, 0, NULL,
                                       &err, &t));
     REQUIRE(t);
@@ -527,17 +546,33 @@ static void test_import_as_ids(void)
         CHECK_STR(a.id, ids[i]);
         CHECK_STR(a.name, names[i]);
     }
-    char *a = NULL, *b = NULL;
-    CHECK_OK(ms_topology_save_json(t, &a));
-    REQUIRE(a);
-    CHECK_OK(ms_topology_load_json(a, strlen(a), "saved", &err, &t2));
-    REQUIRE(t2);
-    CHECK_OK(ms_topology_save_json(t2, &b));
-    REQUIRE(b);
-    CHECK_STR(a, b);
-    free(a);
-    free(b);
-    ms_topology_free(t2);
+    saves_and_loads_back(t);
+    ms_topology_free(t);
+
+    /* Regions: the second "r" skips "r#2", the third region's own name. */
+    static const char regions[] =
+        "address-space: memory\n"
+        "  0000000000000000-000000000000ffff (prio 0, i/o): system\n"
+        "    0000000000000000-00000000000000ff (prio 0, i/o): r\n"
+        "    0000000000000100-00000000000001ff (prio 0, i/o): r\n"
+        "    0000000000000200-00000000000002ff (prio 0, i/o): r#2\n"
+        "\n";
+    t = NULL;
+    CHECK_OK(ms_topology_import_mtree(regions, strlen(regions), "t", NULL, 0,
+                                      NULL, &err, &t));
+    REQUIRE(t);
+    static const char *const rid[] = {"r", "r#3", "r#2"};
+    static const char *const rname[] = {"r", "r", "r#2"};
+    static const char *const rline[] = {"line 3", "line 4", "line 5"};
+    for (size_t i = 0; i < 3; i++) {
+        struct ms_topology_region r;
+        size_t at = ms_topology_find(t, rid[i]);
+        REQUIRE(at != SIZE_MAX);
+        CHECK_OK(ms_topology_region(t, at, &r));
+        CHECK_STR(r.name, rname[i]);
+        CHECK_STR(r.where, rline[i]);
+    }
+    saves_and_loads_back(t);
     ms_topology_free(t);
 }
 
