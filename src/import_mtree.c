@@ -1112,11 +1112,6 @@ static void count_groups(struct idkey *k, size_t n,
 }
 
 /*
- * Ids: the name where it is unique, else name@owner, else
- * container-id/name, else "#2", "#3"... in tree order.  Linearithmic, so
- * that huge imports stay fast.
- */
-/*
  * A set of ids (borrowed strings) for set_ids(): open addressing with
  * room for @max entries at most half full.
  */
@@ -1158,6 +1153,11 @@ static void idset_add(struct idset *s, const char *id)
     *idset_slot(s, id) = id;
 }
 
+/*
+ * Ids: the name where it is unique, else name@owner, else
+ * container-id/name, else "#2", "#3"... in tree order.  Linearithmic, so
+ * that huge imports stay fast.
+ */
 static int set_ids(ms_topology *t)
 {
     size_t n = t->nr;
@@ -1293,17 +1293,17 @@ static int as_ids(ms_topology *t)
         for (size_t a = 0; a < o; a++) {
             dup += strcmp(t->as[a].name, name) == 0;
         }
-        char id[1100];
-        snprintf(id, sizeof(id), "%s", name);
-        while (dup > 1) {
-            snprintf(id, sizeof(id), "%s#%u", name, dup++);
-            if (!as_id_taken(t, o, id)) {
-                break;
-            }
-        }
-        char *nid = ms__topo_strdup(id);
+        size_t cap = strlen(name) + 16; /* "#" and a number */
+        char *nid = malloc(cap);
         if (!nid) {
             return -ENOMEM;
+        }
+        snprintf(nid, cap, "%s", name);
+        while (dup > 1) {
+            snprintf(nid, cap, "%s#%u", name, dup++);
+            if (!as_id_taken(t, o, nid)) {
+                break;
+            }
         }
         free(t->as[o].id);
         t->as[o].id = nid;

@@ -549,6 +549,33 @@ static void test_import_as_ids(void)
     saves_and_loads_back(t);
     ms_topology_free(t);
 
+    /* The same with names longer than any fixed buffer would hold. */
+    enum { LONG = 3000 };
+    char *name = malloc(LONG + 1), *text = malloc(3 * (LONG + 100));
+    REQUIRE(name && text);
+    memset(name, 'a', LONG);
+    name[LONG] = 0;
+    size_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        off += (size_t)snprintf(text + off, 3 * (LONG + 100) - off,
+                                "address-space: %s%s\n  0000000000000000-"
+                                "000000000000ffff (prio 0, i/o): bus\n\n",
+                                name, i == 2 ? "#2" : "");
+    }
+    t = NULL;
+    CHECK_OK(ms_topology_import_mtree(text, off, "t", NULL, 0, NULL, &err, &t));
+    REQUIRE(t);
+    for (size_t i = 0; i < 3 && i < ms_topology_nr_as(t); i++) {
+        struct ms_topology_as a;
+        CHECK_OK(ms_topology_as(t, i, &a));
+        CHECK_EQ(strncmp(a.id, name, LONG), 0);
+        CHECK_STR(a.id + LONG, i == 0 ? "" : i == 1 ? "#3" : "#2");
+    }
+    saves_and_loads_back(t);
+    ms_topology_free(t);
+    free(name);
+    free(text);
+
     /* Regions: the second "r" skips "r#2", the third region's own name. */
     static const char regions[] =
         "address-space: memory\n"
