@@ -1282,6 +1282,15 @@ static ALWAYS_INLINE bool ioeventfd_takes(ms_region *mr, uint64_t offset,
            ms__ioeventfd_consume(mr, offset, size, value);
 }
 
+/*
+ * Non-zero if a value in the order asked for (@big) needs a byte swap for,
+ * or from, a device of summary @m.
+ */
+static ALWAYS_INLINE uint32_t mmio_swaps(uint32_t m, bool big)
+{
+    return (m ^ (uint32_t)big << MM_BIG_BIT) & MM_BIG;
+}
+
 /* The callback size of the MMIO fast path (impl.max). */
 static ALWAYS_INLINE unsigned mmio_amax(uint32_t m)
 {
@@ -1399,7 +1408,7 @@ mmio_read_split(ms_system *sys, const struct ms__dent *e, uint64_t offset,
     if (e->flags & MS__D_GUARD) {
         tls.depth--;
     }
-    *value = big != !!(e->mmio & MM_BIG) ? bswap_sized(v, size) : v;
+    *value = mmio_swaps(e->mmio, big) ? bswap_sized(v, size) : v;
     return MS_TX_OK;
 }
 
@@ -1466,7 +1475,7 @@ static ALWAYS_INLINE ms_tx_result mmio_read_fast(ms_system *sys,
                                                  uint64_t *value, unsigned size,
                                                  bool big)
 {
-    bool swap = big != !!(e->mmio & MM_BIG);
+    bool swap = mmio_swaps(e->mmio, big);
     uint64_t v;
     if (LIKELY(tls.depth == 0)) {
         v = mmio_read_one(e, offset, size);
@@ -1488,7 +1497,7 @@ static ALWAYS_INLINE ms_tx_result mmio_write_fast(ms_system *sys,
                                                   uint64_t value, unsigned size,
                                                   bool big)
 {
-    if (big != !!(e->mmio & MM_BIG)) {
+    if (mmio_swaps(e->mmio, big)) {
         value = bswap_sized(value, size);
     }
     if (ioeventfd_takes(e->mr, offset, size, value)) {
@@ -1865,7 +1874,7 @@ static ALWAYS_INLINE ms_tx_result rw_dev_read_piece(ms_as *as,
                                                     uint8_t *buf, unsigned size)
 {
     uint32_t m = e->mmio;
-    if (LIKELY(tls.depth == 0 && !(m & MM_BIG) == !HOST_BIG)) {
+    if (LIKELY(tls.depth == 0 && !mmio_swaps(m, HOST_BIG))) {
         uint64_t v;
         if (LIKELY(m & (1u << size))) {
             v = mmio_read_one(e, off, size);
@@ -2305,7 +2314,7 @@ static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
         /* The fast paths succeed: @*res is set before the callbacks, so
          * that it need not live across them. */
         if (LIKELY(mmio_simple(m, off, size))) {
-            if (UNLIKELY((m & MM_BIG) != (uint32_t)big << MM_BIG_BIT)) {
+            if (UNLIKELY(mmio_swaps(m, big))) {
                 return ld_dev_swapped(as, e, off, size, res);
             }
             /* Only the thread's state lives across the call. */
@@ -2315,7 +2324,7 @@ static ALWAYS_INLINE uint64_t ld_dev(ms_as *as, const struct ms__dent *e,
             return ld_dev_done(as, MS_TX_OK, mmio_read_one(e, off, size), NULL);
         }
         if (mmio_split(m, off, size)) {
-            unsigned swap = (big ^ (m >> MM_BIG_BIT)) & 1;
+            uint32_t swap = mmio_swaps(m, big);
             if (res) {
                 *res = MS_TX_OK;
             }
@@ -2515,7 +2524,7 @@ static ALWAYS_INLINE ms_tx_result st_dev(ms_as *as, const struct ms__dent *e,
         bool one = mmio_simple(m, off, size);
         if (LIKELY(one ||
                    (mmio_split(m, off, size) && size == 2 * mmio_amax(m)))) {
-            if ((m & MM_BIG) != (uint32_t)big << MM_BIG_BIT) {
+            if (mmio_swaps(m, big)) {
                 v = bswap_sized(v, size);
             }
             if (LIKELY(one)) {
