@@ -1154,6 +1154,24 @@ static void idset_add(struct idset *s, const char *id)
 }
 
 /*
+ * "@base#N" (malloc()ed) for the first N from *@next up that is not in @s;
+ * added to @s, *@next past it.  NULL: no memory.
+ */
+static char *idset_number(struct idset *s, const char *base, size_t *next)
+{
+    size_t cap = strlen(base) + 24; /* "#" and a number */
+    char *id = malloc(cap);
+    if (!id) {
+        return NULL;
+    }
+    do {
+        snprintf(id, cap, "%s#%zu", base, (*next)++);
+    } while (idset_has(s, id));
+    idset_add(s, id);
+    return id;
+}
+
+/*
  * Ids: the name where it is unique, else name@owner, else
  * container-id/name, else "#2", "#3"... in tree order.  Linearithmic, so
  * that huge imports stay fast.
@@ -1242,18 +1260,13 @@ static int set_ids(ms_topology *t)
         }
         size_t num = 2;
         for (size_t m = i + 1; m < j && !rc; m++) {
-            char buf[1100];
-            do {
-                snprintf(buf, sizeof(buf), "%s#%zu", k[i].r->id, num++);
-            } while (idset_has(idset, buf));
-            char *nid = ms__topo_strdup(buf);
+            char *nid = idset_number(idset, k[i].r->id, &num);
             if (!nid) {
                 rc = -ENOMEM;
                 break;
             }
             free(t->r[k[m].idx].id);
             t->r[k[m].idx].id = nid;
-            idset_add(idset, nid);
         }
         i = j;
     }
@@ -1270,45 +1283,37 @@ out:
 
 /*
  * Address-space ids, in order: an address space's name for the first one
- * of that name, else "name#N", N its rank among those of that name, or the
- * next N free if an address space is named so itself or an earlier id
- * took it ("x#2" named in the text, beside two "x").
+ * of that name, else "name#N", N its rank among those of that name, or
+ * the next N free if that is another address space's name ("x#2" named in
+ * the text, beside two "x") or an earlier id.
  */
-static bool as_id_taken(const ms_topology *t, size_t o, const char *id)
-{
-    for (size_t a = 0; a < t->nr_as; a++) {
-        if (strcmp(t->as[a].name, id) == 0 ||
-            (a < o && strcmp(t->as[a].id, id) == 0)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static int as_ids(ms_topology *t)
 {
-    for (size_t o = 0; o < t->nr_as; o++) {
-        const char *name = t->as[o].name;
-        unsigned dup = 1;
-        for (size_t a = 0; a < o; a++) {
-            dup += strcmp(t->as[a].name, name) == 0;
+    size_t n = t->nr_as;
+    struct idset *taken = idset_new(2 * n);
+    bool *first = calloc(n ? n : 1, sizeof(*first));
+    int rc = taken && first ? 0 : -ENOMEM;
+    /* Every name is taken before any number is given. */
+    for (size_t o = 0; o < n && !rc; o++) {
+        if (!idset_has(taken, t->as[o].name)) {
+            idset_add(taken, t->as[o].name);
+            first[o] = true;
         }
-        size_t cap = strlen(name) + 16; /* "#" and a number */
-        char *nid = malloc(cap);
+    }
+    for (size_t o = 0; o < n && !rc; o++) {
+        size_t num = 2;
+        char *nid = first[o] ? ms__topo_strdup(t->as[o].name)
+                             : idset_number(taken, t->as[o].name, &num);
         if (!nid) {
-            return -ENOMEM;
-        }
-        snprintf(nid, cap, "%s", name);
-        while (dup > 1) {
-            snprintf(nid, cap, "%s#%u", name, dup++);
-            if (!as_id_taken(t, o, nid)) {
-                break;
-            }
+            rc = -ENOMEM;
+            break;
         }
         free(t->as[o].id);
         t->as[o].id = nid;
     }
-    return 0;
+    free(first);
+    free(taken);
+    return rc;
 }
 
 static int describe(struct imp *I, ms_topology *t)
