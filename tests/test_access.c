@@ -196,6 +196,14 @@ static void dev_plain(struct dev *d)
     d->ops.write = dev_write;
 }
 
+/* dev_plain() taking accesses of up to 8 bytes, each one callback. */
+static void dev_wide(struct dev *d)
+{
+    dev_plain(d);
+    d->ops.impl.max_access_size = 8;
+    d->ops.valid.max_access_size = 8;
+}
+
 /* ---- fixtures -------------------------------------------------------------
  */
 
@@ -349,9 +357,7 @@ static void test_zero_length(void)
     ms_region *a = add_ram("a", 0x1000, 0x1000);
     fill_pattern(a, 3);
     struct dev d;
-    dev_plain(&d);
-    d.ops.impl.max_access_size = 8;
-    d.ops.valid.max_access_size = 8;
+    dev_wide(&d);
     add_io("dev", 0x4000, 0x1000, &d);
     uint8_t buf[8] = {0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa};
     /* Warm the TLB with both pages. */
@@ -867,9 +873,7 @@ static void test_mixed(void)
     ms_region *ram = add_ram("ram", 0x1000, 0x10);
     fill_pattern(ram, 0xa0);
     struct dev d;
-    dev_plain(&d);
-    d.ops.valid.max_access_size = 8;
-    d.ops.impl.max_access_size = 8;
+    dev_wide(&d);
     add_io("mmio", 0x1010, 0x8, &d);
     uint8_t buf[0x20];
     memset(buf, 0xee, sizeof(buf));
@@ -2376,10 +2380,8 @@ static void test_tlb_devices_beside(void)
     ms_region *ram = add_ram("ram", 0, UINT64_C(8) << 20);
     fill_pattern(ram, 0x10);
     struct dev c, d;
-    dev_plain(&c);
+    dev_wide(&c);
     dev_plain(&d);
-    c.ops.impl.max_access_size = 8;
-    c.ops.valid.max_access_size = 8;
     add_io("c", base, 0x1000, &c);
     ms_region *rd = add_io("d", base + 0x5000, 0x1000, &d);
     uint64_t dat = base + 0x5000;
